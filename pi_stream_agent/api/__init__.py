@@ -1,0 +1,1 @@
+"""The authenticated HTTP + WebSocket API (v1)."""

@@ -1,0 +1,44 @@
+"""Shared helpers for agent tests: the real Pi captures in ``../shared/fixtures/pi`` and fixture trees."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_DIR = Path(os.environ.get("PI_STREAM_SHARED", REPO_ROOT.parent / "shared"))
+PI_FIXTURES = SHARED_DIR / "fixtures" / "pi"
+
+
+def fixture_text(relative: str) -> str:
+    """The captured text of ``fixtures/pi/<relative>`` without its ``# source/board/note`` header lines."""
+    raw = (PI_FIXTURES / relative).read_text(encoding="utf-8")
+    lines = raw.splitlines(keepends=True)
+    start = 0
+    while start < len(lines) and lines[start].startswith("# "):
+        start += 1
+    return "".join(lines[start:])
+
+
+def fixture_files(subdir: str) -> list[str]:
+    """Every fixture file in ``fixtures/pi/<subdir>``, as relative names usable with :func:`fixture_text`."""
+    return sorted(f"{subdir}/{p.name}" for p in (PI_FIXTURES / subdir).iterdir() if p.is_file())
+
+
+class FixtureTree:
+    """A directory that stands for ``/`` in a test: ``tree.write('proc/meminfo', text)``."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def write(self, relative: str, content: str | bytes) -> Path:
+        path = self.base / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+
+    def remove(self, relative: str) -> None:
+        (self.base / relative).unlink()
