@@ -22,8 +22,9 @@ class ConfigError(Exception):
 def _port(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise vol.Invalid(f"expected a port number (1-65535), got {value!r}")
-    if not 1 <= value <= 65535:
-        raise vol.Invalid(f"port must be between 1 and 65535, got {value}")
+    # 0 asks the OS for a free port: for tests and for running several simulated agents side by side.
+    if not 0 <= value <= 65535:
+        raise vol.Invalid(f"port must be between 1 and 65535 (or 0 for any free port), got {value}")
     return value
 
 

@@ -1,0 +1,214 @@
+"""The running agent: telemetry, discovery, the API server and the zeroconf announcement, started and
+stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from pi_stream_agent import API_VERSION, __version__
+from pi_stream_agent.api.server import create_app
+from pi_stream_agent.api.websocket import WebSocketHub
+from pi_stream_agent.config import AgentConfig
+from pi_stream_agent.credentials import load_or_create_token
+from pi_stream_agent.discovery.registry import DeviceRegistry
+from pi_stream_agent.events import EventBus
+from pi_stream_agent.identity import stable_agent_id
+from pi_stream_agent.rootfs import Root
+from pi_stream_agent.simulation import SimulatedPi, build_simulated_root
+from pi_stream_agent.telemetry.sampler import TelemetryService
+from pi_stream_agent.telemetry.stack import TelemetryStack, build_stack
+from pi_stream_agent.zeroconf_ad import Advert, ZeroconfAnnouncer, local_addresses
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Agent:
+    """Owns every long-running part. ``await start()``, then serve until ``await stop()``."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.bus = EventBus()
+        self.hostname = socket.gethostname()
+        self.started_at = time.time()
+        self._token: str | None = None
+        self.agent_id = ""
+        self.simulation: SimulatedPi | None = None
+        self._simulation_dir: Path | None = None
+        self._simulation_task: asyncio.Task[None] | None = None
+        self.stack: TelemetryStack | None = None
+        self.registry: DeviceRegistry | None = None
+        self.telemetry_service: TelemetryService | None = None
+        self.hub = WebSocketHub(self._hello, self._latest_sample)
+        self._runner: web.AppRunner | None = None
+        self._zeroconf: ZeroconfAnnouncer | None = None
+        self.port: int | None = None
+        self._unsubscribe_hub = self.bus.subscribe(self.hub.broadcast_event)
+
+    # -- Backend protocol (what the API serves) ----------------------------------------------------------
+
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            raise RuntimeError("agent not started")
+        return self._token
+
+    def info(self) -> dict[str, Any]:
+        assert self.stack is not None and self.registry is not None
+        board = asdict(self.stack.board.board_info())
+        board.pop("serial", None)  # identifies the hardware; the agent id stands in for it
+        reasons = board.pop("reasons", {})
+        power = self.stack.power
+        return {
+            "agent_id": self.agent_id,
+            "name": self.config.zeroconf_name or self.hostname,
+            "hostname": self.hostname,
+            "version": __version__,
+            "api_version": API_VERSION,
+            "simulated": self.simulation is not None,
+            "started_at": round(self.started_at, 3),
+            "board": board,
+            "capabilities": {
+                "hardware_h264_encoder": self.registry.hardware_encoder.h264,
+                "camera_buffers_from_cma": board["camera_buffers_from_cma"],
+                "firmware_source": getattr(self.stack.firmware.transport, "name", None),
+                "under_voltage_sources": power.sources,
+                "hotplug": self.registry.hotplug_mode,
+            },
+            "telemetry_interval_s": self.config.telemetry.interval_s,
+            "unavailable": reasons,
+        }
+
+    async def telemetry(self) -> dict[str, Any]:
+        assert self.telemetry_service is not None
+        return await self.telemetry_service.current()
+
+    def devices(self) -> dict[str, Any]:
+        assert self.registry is not None
+        return self.registry.to_json()
+
+    async def refresh_devices(self) -> dict[str, Any]:
+        assert self.registry is not None
+        await self.registry.refresh()
+        return self.registry.to_json()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        self._token = load_or_create_token(config.state_dir)
+        root = Root(config.root)
+        gencmd = None
+        if config.simulate:
+            self._simulation_dir = Path(tempfile.mkdtemp(prefix="pi-stream-simulated-"))
+            self.simulation = build_simulated_root(self._simulation_dir)
+            root, gencmd = self.simulation.root, self.simulation.gencmd
+        self.stack = build_stack(
+            root,
+            self.bus,
+            dmabuf_process_scan_interval_s=config.telemetry.dmabuf_process_scan_interval_s,
+            gencmd=gencmd,
+        )
+        self.agent_id = stable_agent_id(
+            root, config.state_dir, self.stack.board.serial, simulated=self.simulation is not None
+        )
+        # Below a fixture or simulated root, host tools would describe this machine, not that tree.
+        host_tools = root.is_real
+        self.registry = DeviceRegistry(
+            root,
+            self.bus,
+            v4l2_ctl="v4l2-ctl" if host_tools else None,
+            csi_tools=("rpicam-hello", "libcamera-hello") if host_tools else (),
+        )
+        firmware_forks = self.stack.firmware.needs_subprocess
+        self.telemetry_service = TelemetryService(
+            self.stack.collectors,
+            interval_s=config.telemetry.interval_s,
+            flag_check_interval_s=config.telemetry.flag_check_interval_s
+            if not firmware_forks
+            else max(config.telemetry.flag_check_interval_s, 10.0),  # a fork per check: check less often
+            check_flags=self.stack.throttle.check,
+            listeners=lambda: self.hub.client_count,
+            on_sample=self.hub.broadcast_telemetry,
+            off_loop=firmware_forks,
+        )
+        if self.simulation is not None:
+            self._simulation_task = asyncio.create_task(self.simulation.run(), name="pi_stream simulation")
+        await self.stack.start()
+        await self.registry.start()
+        # Prime the rate counters (CPU, network) so the first sample a client sees has rates.
+        if firmware_forks:
+            await asyncio.get_running_loop().run_in_executor(None, self.telemetry_service.prime)
+        else:
+            self.telemetry_service.prime()
+        self.telemetry_service.start()
+        await self._start_server()
+        if config.zeroconf_enabled:
+            await self._start_zeroconf()
+
+    async def _start_server(self) -> None:
+        app = create_app(self, self.hub)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port, shutdown_timeout=2.0)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.config.port
+        _LOGGER.info("pi_stream agent %s listening on %s:%s (id %s)", __version__, self.config.host, self.port,
+                     self.agent_id)
+
+    async def _start_zeroconf(self) -> None:
+        assert self.port is not None
+        advert = Advert(
+            instance=self.config.zeroconf_name or self.hostname,
+            agent_id=self.agent_id,
+            port=self.port,
+            addresses=local_addresses(),
+            hostname=self.hostname,
+        )
+        self._zeroconf = ZeroconfAnnouncer(advert)
+        await self._zeroconf.start()
+
+    async def stop(self) -> None:
+        """Stop everything that was started, in reverse order; safe to call after a failed start."""
+        if self._zeroconf is not None:
+            await self._zeroconf.stop()
+            self._zeroconf = None
+        await self.hub.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.telemetry_service is not None:
+            await self.telemetry_service.stop()
+        if self.registry is not None:
+            await self.registry.stop()
+        if self.stack is not None:
+            await self.stack.stop()
+        if self.simulation is not None:
+            self.simulation.stop()
+        if self._simulation_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._simulation_task
+            self._simulation_task = None
+        if self._simulation_dir is not None:
+            shutil.rmtree(self._simulation_dir, ignore_errors=True)
+            self._simulation_dir = None
+
+    # -- WebSocket hub callbacks -------------------------------------------------------------------------
+
+    def _hello(self) -> dict[str, Any]:
+        return {"agent_id": self.agent_id, "version": __version__, "api_version": API_VERSION}
+
+    def _latest_sample(self) -> dict[str, Any] | None:
+        return self.telemetry_service.latest if self.telemetry_service is not None else None

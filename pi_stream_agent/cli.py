@@ -1,0 +1,224 @@
+"""Command line: ``run`` the agent, print one telemetry ``sample``, list ``devices``, show the ``token``.
+
+Exit codes: 0 done, 1 failed at run time, 2 bad configuration or arguments (systemd does not restart on 2:
+a config error needs a person, not a retry loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pi_stream_agent import API_VERSION, __version__
+from pi_stream_agent.config import DEFAULT_CONFIG_PATH, AgentConfig, ConfigError, load
+from pi_stream_agent.credentials import TokenError, load_or_create_token, token_path, write_new_token
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+_LOGGER = logging.getLogger("pi_stream_agent")
+
+
+def _add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help=f"YAML config file (default {DEFAULT_CONFIG_PATH}, used only if it exists)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pi-stream-agent",
+        description="pi_stream agent: Raspberry Pi camera streams and hardware health for Home Assistant.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} (API v{API_VERSION})")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the agent (what the systemd service does)")
+    _add_config_argument(run)
+    run.add_argument("--listen", metavar="HOST", help="address to listen on (config listen.host)")
+    run.add_argument("--port", type=int, help="API port (config listen.port; 0 = any free port)")
+    run.add_argument("--state-dir", type=Path, help="where the token and agent id are kept (config state_dir)")
+    run.add_argument("--root", type=Path, help="read kernel interfaces below this directory instead of /")
+    run.add_argument("--simulate", action="store_true", help="serve a simulated Raspberry Pi 4")
+    run.add_argument("--no-zeroconf", action="store_true", help="do not announce the agent on the network")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    sample = commands.add_parser("sample", help="print one telemetry sample as JSON")
+    _add_config_argument(sample)
+    sample.add_argument("--root", type=Path, help="read kernel interfaces below this directory instead of /")
+    sample.add_argument("--simulate", action="store_true", help="sample a simulated Raspberry Pi 4")
+
+    devices = commands.add_parser("devices", help="print the cameras and capture devices found, as JSON")
+    devices.add_argument("--root", type=Path, help="read sysfs and /dev below this directory instead of /")
+
+    token = commands.add_parser("token", help="print the API token to paste into Home Assistant")
+    _add_config_argument(token)
+    token.add_argument("--state-dir", type=Path, help="state directory (config state_dir)")
+    token.add_argument("--rotate", action="store_true", help="replace the token with a new one")
+
+    check = commands.add_parser("check-config", help="validate the config file and exit")
+    _add_config_argument(check)
+    return parser
+
+
+def _load_config(path: Path | None) -> AgentConfig:
+    if path is None:
+        return load(DEFAULT_CONFIG_PATH, missing_ok=True)
+    return load(path)
+
+
+def _apply_overrides(config: AgentConfig, args: argparse.Namespace) -> AgentConfig:
+    changes: dict[str, Any] = {}
+    if getattr(args, "listen", None):
+        changes["host"] = args.listen
+    if getattr(args, "port", None) is not None:
+        if not 0 <= args.port <= 65535:
+            raise ConfigError(f"--port: must be between 1 and 65535 (or 0 for any free port), got {args.port}")
+        changes["port"] = args.port
+    if getattr(args, "state_dir", None) is not None:
+        changes["state_dir"] = args.state_dir
+    if getattr(args, "root", None) is not None:
+        if not args.root.is_dir():
+            raise ConfigError(f"--root: {args.root} is not a directory")
+        changes["root"] = args.root
+    if getattr(args, "simulate", False):
+        changes["simulate"] = True
+    if getattr(args, "no_zeroconf", False):
+        changes["zeroconf_enabled"] = False
+    return dataclasses.replace(config, **changes)
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+
+
+# -- commands --------------------------------------------------------------------------------------------
+
+
+async def _run_agent(config: AgentConfig) -> int:
+    from pi_stream_agent.agent import Agent  # noqa: PLC0415 - keeps `token`/`check-config` light
+
+    agent = Agent(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await agent.start()
+        if config.simulate:
+            _LOGGER.info("Simulating a Raspberry Pi 4 (no hardware is read)")
+        await stop.wait()
+        _LOGGER.info("Stopping")
+    finally:
+        await agent.stop()
+    return EXIT_OK
+
+
+async def _one_sample(config: AgentConfig) -> dict[str, Any]:
+    from pi_stream_agent.events import EventBus  # noqa: PLC0415
+    from pi_stream_agent.rootfs import Root  # noqa: PLC0415
+    from pi_stream_agent.telemetry.sampler import merge_sample  # noqa: PLC0415
+    from pi_stream_agent.telemetry.stack import build_stack  # noqa: PLC0415
+
+    with contextlib.ExitStack() as cleanup:
+        root, gencmd = Root(config.root), None
+        if config.simulate:
+            from pi_stream_agent.simulation import build_simulated_root  # noqa: PLC0415
+
+            base = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="pi-stream-simulated-")))
+            simulated = build_simulated_root(base)
+            root, gencmd = simulated.root, simulated.gencmd
+        stack = build_stack(root, EventBus(), gencmd=gencmd)
+        await stack.start()
+        try:
+            # Rates (CPU %, bytes/s) need two readings: prime, wait a moment, then sample for real.
+            merge_sample(stack.collectors, time.monotonic(), time.time())
+            await asyncio.sleep(0.5)
+            return merge_sample(stack.collectors, time.monotonic(), time.time())
+        finally:
+            await stack.stop()
+
+
+async def _list_devices(root_dir: Path | None) -> dict[str, Any]:
+    from pi_stream_agent.discovery.registry import DeviceRegistry  # noqa: PLC0415
+    from pi_stream_agent.events import EventBus  # noqa: PLC0415
+    from pi_stream_agent.rootfs import Root  # noqa: PLC0415
+
+    root = Root(root_dir) if root_dir is not None else Root()
+    registry = DeviceRegistry(root, EventBus(), hotplug=False)
+    await registry.start()
+    try:
+        return registry.to_json()
+    finally:
+        await registry.stop()
+
+
+def _token_command(args: argparse.Namespace) -> int:
+    config = _apply_overrides(_load_config(args.config), args)
+    if args.rotate:
+        token = write_new_token(config.state_dir)
+        print(token)
+        print(
+            f"New token written to {token_path(config.state_dir)}. Restart the agent, then enter the new token "
+            "in Home Assistant (it will ask: re-authentication).",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    print(load_or_create_token(config.state_dir))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = getattr(args, "log_level", "WARNING")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "check-config":
+            config = _load_config(args.config)
+            print(f"Configuration OK ({config.source or 'defaults: no config file'})")
+            return EXIT_OK
+        if args.command == "token":
+            return _token_command(args)
+        if args.command == "devices":
+            if args.root is not None and not args.root.is_dir():
+                raise ConfigError(f"--root: {args.root} is not a directory")
+            _print_json(asyncio.run(_list_devices(args.root)))
+            return EXIT_OK
+        if args.command == "sample":
+            config = _apply_overrides(_load_config(args.config), args)
+            _print_json(asyncio.run(_one_sample(config)))
+            return EXIT_OK
+        config = _apply_overrides(_load_config(args.config), args)
+        return asyncio.run(_run_agent(config))
+    except ConfigError as exc:
+        print(f"pi-stream-agent: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except TokenError as exc:
+        print(f"pi-stream-agent: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except PermissionError as exc:
+        print(
+            f"pi-stream-agent: permission denied: {exc.filename or exc} "
+            "(run as root, or point --state-dir at a directory you can write)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except OSError as exc:
+        print(f"pi-stream-agent: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+

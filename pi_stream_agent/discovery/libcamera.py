@@ -1,0 +1,192 @@
+"""CSI cameras, as ``rpicam-hello --list-cameras`` (``libcamera-hello`` before the 2023 rename) reports them.
+
+The parser reads every layout rpicam-apps has printed (core/options.cpp):
+
+* 2021: ``0 : imx477 [4056x3040] (/base/…/imx477@1a)`` and modes without rates, several sizes on a line;
+* 2022: the same header, modes ``1332x990 [120.05 fps - (696, 528)/2664x1980 crop]``;
+* current: header ``[4608x2592 10-bit RGGB]``; continuation lines aligned with spaces (or tabs in copies).
+
+CSI cameras do not hot-plug, so the reader runs at start and on an explicit refresh only (it takes about a
+second and briefly opens every camera through libcamera).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pi_stream_agent.discovery.v4l2 import resolve_tool, run_tool
+
+# Regexes are fine here: this runs once at start, never in the telemetry path.
+_HEADER = re.compile(r"^\s*(\d+)\s*:\s*(.+?)\s*\[([^\]]*)\]\s*(?:\((.*)\))?\s*$")
+_FORMAT = re.compile(r"'([^']+)'\s*:")
+_SIZE = re.compile(r"(\d+)x(\d+)(?:\s*\[([^\]]*)\])?")
+_USB_ID_TAIL = re.compile(r"-[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
+_MODE_DETAIL = re.compile(r"([\d.]+)\s*fps(?:\s*-\s*\(\s*(\d+),\s*(\d+)\)/(\d+)x(\d+)\s*crop)?")
+
+DEFAULT_TOOLS = ("rpicam-hello", "libcamera-hello")
+
+
+@dataclass(frozen=True)
+class Crop:
+    """The sensor area a mode reads, in full-resolution pixels."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One sensor mode: raw format (``SRGGB10_CSI2P``), size, and (since 2022) its top rate and crop."""
+
+    format: str
+    width: int
+    height: int
+    fps: float | None = None
+    crop: Crop | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "crop": self.crop.to_json() if self.crop else None,
+        }
+
+
+@dataclass
+class CsiCamera:
+    """A camera as rpicam lists it. ``index`` is what ``rpicam-vid --camera N`` takes."""
+
+    index: int
+    model: str
+    sensor_size: tuple[int, int] | None = None
+    bit_depth: int | None = None
+    bayer: str | None = None
+    id_path: str | None = None
+    modes: list[Mode] = field(default_factory=list)
+
+    @property
+    def is_usb(self) -> bool:
+        """libcamera's UVC pipeline also lists USB webcams, with an id ending ``<USB interface>-<vid>:<pid>``
+        (e.g. ``…/usb1@1-1.2:1.0-32e4:9422``). Those are V4L2 capture devices, not CSI cameras."""
+        path = self.id_path or ""
+        return "/usb" in path or _USB_ID_TAIL.search(path) is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "model": self.model,
+            "sensor_width": self.sensor_size[0] if self.sensor_size else None,
+            "sensor_height": self.sensor_size[1] if self.sensor_size else None,
+            "bit_depth": self.bit_depth,
+            "bayer": self.bayer,
+            "id_path": self.id_path,
+            "modes": [mode.to_json() for mode in self.modes],
+        }
+
+
+def _parse_header_details(camera: CsiCamera, details: str) -> None:
+    """``4056x3040`` / ``4608x2592 10-bit RGGB`` / ``3840x2160 16-bit RGGB``."""
+    for token in details.split():
+        width, sep, height = token.partition("x")
+        if sep and width.isdigit() and height.isdigit():
+            camera.sensor_size = (int(width), int(height))
+        elif token.endswith("-bit") and token[:-4].isdigit():
+            camera.bit_depth = int(token[:-4])
+        elif token.isalpha():
+            camera.bayer = token
+
+
+def _parse_mode_sizes(camera: CsiCamera, fmt: str, text: str) -> None:
+    for match in _SIZE.finditer(text):
+        fps: float | None = None
+        crop: Crop | None = None
+        if match.group(3):
+            detail = _MODE_DETAIL.search(match.group(3))
+            if detail:
+                try:
+                    fps = float(detail.group(1))
+                except ValueError:
+                    fps = None
+                if detail.group(2) is not None:
+                    crop = Crop(*(int(detail.group(i)) for i in range(2, 6)))
+        camera.modes.append(Mode(fmt, int(match.group(1)), int(match.group(2)), fps, crop))
+
+
+def parse_list_cameras(text: str) -> list[CsiCamera]:
+    """All cameras in ``--list-cameras`` output; ``[]`` for ``No cameras available!`` or anything odd.
+    Never raises. Lines outside a camera block (titles, libcamera log lines) are ignored."""
+    cameras: list[CsiCamera] = []
+    camera: CsiCamera | None = None
+    fmt: str | None = None
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if not line.strip() or line.lstrip().startswith("["):
+            continue  # blank, or a libcamera log line "[0:00:01.2] [123] INFO …"
+        header = _HEADER.match(line)
+        if header and not line[0].isspace():
+            camera = CsiCamera(index=int(header.group(1)), model=header.group(2).strip())
+            _parse_header_details(camera, header.group(3))
+            camera.id_path = header.group(4).strip() if header.group(4) else None
+            cameras.append(camera)
+            fmt = None
+            continue
+        if camera is None:
+            continue
+        if not line[0].isspace() and not line.lstrip().startswith("Modes:"):
+            camera, fmt = None, None  # something else than this camera's mode list
+            continue
+        body = line.strip()
+        if body.startswith("Modes:"):
+            body = body[len("Modes:") :]
+        format_match = _FORMAT.search(body)
+        if format_match:
+            fmt = format_match.group(1)
+            body = body[format_match.end() :]
+        if fmt is not None:
+            _parse_mode_sizes(camera, fmt, body)
+    return cameras
+
+
+@dataclass
+class CsiListing:
+    """The cameras found, the tool that found them, and why the list may be incomplete (None = complete)."""
+
+    cameras: list[CsiCamera] = field(default_factory=list)
+    tool: str | None = None
+    reason: str | None = None
+
+
+class CsiCameraReader:
+    """Runs ``rpicam-hello --list-cameras`` (falling back to ``libcamera-hello``) from PATH with a timeout.
+
+    Blocking: call :meth:`read` from an executor. Never raises; an absent tool gives an empty list and a
+    reason (rpicam-apps exist only on Raspberry Pi OS).
+    """
+
+    def __init__(self, tools: Sequence[str] = DEFAULT_TOOLS, timeout_s: float = 10.0) -> None:
+        self._tools = tuple(tools)
+        self._timeout_s = timeout_s
+
+    def read(self) -> CsiListing:
+        for tool in self._tools:
+            path = resolve_tool(tool)
+            if path is None:
+                continue
+            ran = run_tool([path, "--list-cameras"], self._timeout_s)
+            cameras = [camera for camera in parse_list_cameras(ran.stdout) if not camera.is_usb]
+            # A non-zero exit with cameras listed still gives usable cameras; keep the reason for the user.
+            return CsiListing(cameras, tool, ran.reason)
+        if not self._tools:
+            return CsiListing(reason="CSI camera listing is disabled (no rpicam tool configured)")
+        names = " or ".join(self._tools)
+        return CsiListing(reason=f"{names} not found on PATH (CSI cameras need rpicam-apps)")

@@ -1,0 +1,20 @@
+"""Simulation mode: a plausible Raspberry Pi 4 on any machine.
+
+The collectors read kernel interfaces below a :class:`~pi_stream_agent.rootfs.Root`, so simulating a Pi is
+a generated root tree (from real captures), a simulated firmware transport, and a task that moves the
+values — the real parsers do the rest::
+
+    pi = build_simulated_root(Path("/tmp/pi"), seed=1)
+    reader = FirmwareReader(pi.root, transport=pi.gencmd)
+    task = asyncio.create_task(pi.run())
+    pi.trigger_under_voltage(3.0)
+    ...
+    pi.stop()
+    await task
+"""
+
+from pi_stream_agent.simulation.gencmd import SimulatedGencmd
+from pi_stream_agent.simulation.model import SimulationConfig
+from pi_stream_agent.simulation.pi import SimulatedPi, build_simulated_root
+
+__all__ = ["SimulatedGencmd", "SimulatedPi", "SimulationConfig", "build_simulated_root"]
