@@ -165,8 +165,13 @@ class Agent:
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.config.port
-        _LOGGER.info("pi_stream agent %s listening on %s:%s (id %s)", __version__, self.config.host, self.port,
-                     self.agent_id)
+        _LOGGER.info(
+            "pi_stream agent %s listening on %s:%s (id %s)",
+            __version__,
+            self.config.host,
+            self.port,
+            self.agent_id,
+        )
 
     async def _start_zeroconf(self) -> None:
         assert self.port is not None

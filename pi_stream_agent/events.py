@@ -1,4 +1,5 @@
-"""In-process event bus: collectors publish edges (under-voltage, throttle bits, hot-plug), the API pushes them.
+"""In-process event bus: collectors publish edges (under-voltage, throttle bits, hot-plug); the API
+pushes them.
 
 Publishing is synchronous and cheap: subscribers only enqueue, so a slow WebSocket client never delays a
 collector.

@@ -108,7 +108,9 @@ async def _refresh_devices(request: web.Request) -> web.Response:
 async def _websocket(request: web.Request) -> web.StreamResponse:
     hub: WebSocketHub = request.app[HUB_KEY]
     if request.headers.get("Upgrade", "").lower() != "websocket":
-        raise ApiError(400, "websocket_required", "this endpoint speaks WebSocket only (send an Upgrade request)")
+        raise ApiError(
+            400, "websocket_required", "this endpoint speaks WebSocket only (send an Upgrade request)"
+        )
     return await hub.handle(request)
 
 

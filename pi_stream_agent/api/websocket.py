@@ -68,7 +68,9 @@ class _Client:
 class WebSocketHub:
     """Fans messages out to the connected clients."""
 
-    def __init__(self, hello: Callable[[], dict[str, Any]], snapshot: Callable[[], dict[str, Any] | None]) -> None:
+    def __init__(
+        self, hello: Callable[[], dict[str, Any]], snapshot: Callable[[], dict[str, Any] | None]
+    ) -> None:
         self._hello = hello
         self._snapshot = snapshot
         self._clients: set[_Client] = set()
@@ -125,7 +127,7 @@ class WebSocketHub:
                 await pump
             except (asyncio.CancelledError, ConnectionResetError, RuntimeError):
                 pass  # the peer went away mid-send: nothing to tell it
-            except Exception:  # noqa: BLE001 - a broken socket must never take the agent down
+            except Exception:
                 _LOGGER.debug("WebSocket sender ended with an error", exc_info=True)
         return ws
 

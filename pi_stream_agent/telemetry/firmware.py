@@ -360,7 +360,7 @@ def _ask(
         text = transport.query(command)
     except GencmdError as exc:
         return None, str(exc), exc.transport_failed
-    except Exception as exc:  # a foreign transport (the simulation's) must not take the sample down
+    except Exception as exc:  # noqa: BLE001 - a foreign transport must not take the sample down
         return None, f"{transport.name} {command}: {exc.__class__.__name__}: {exc}", False
     value = parse(text)
     if value is not None:
@@ -512,7 +512,7 @@ class FirmwareReader:
                 text = transport.query("get_throttled")
             except GencmdError as exc:
                 reasons.append(str(exc))
-            except Exception as exc:  # a foreign transport must not take the sample down
+            except Exception as exc:  # noqa: BLE001 - a foreign transport must not take the sample down
                 reasons.append(f"{transport.name} get_throttled: {exc.__class__.__name__}: {exc}")
             else:
                 flags = parse_get_throttled(text)

@@ -459,7 +459,7 @@ class PowerWatch:
             return
         self._kmsg_fd = fd
         self._kmsg_partial = b""
-        boot_time = self._clock() - time.monotonic()
+        boot_time = self._clock() - self._seconds_since_boot()
         if stat.S_ISCHR(os.fstat(fd).st_mode):
             self.kmsg_mode = "follow"
             history = self._read_kmsg_records()
@@ -475,6 +475,17 @@ class PowerWatch:
             self._loop.add_reader(fd, self._on_kmsg_readable)
         else:
             self._spawn(self._on_kmsg_readable)
+
+    def _seconds_since_boot(self) -> float:
+        """Kernel log timestamps count from boot. On the real machine the monotonic clock does too; below
+        another root (a fixture tree, the simulated Pi) that root's own /proc/uptime is the truth."""
+        if not self._root.is_real:
+            try:
+                fields = self._root.read_text("proc/uptime").split()
+                return float(fields[0])
+            except (OSError, ValueError, IndexError):
+                pass
+        return time.monotonic()
 
     def _read_kmsg_records(self) -> list[KernelVoltageRecord]:
         """Read /dev/kmsg records until EAGAIN (each read returns exactly one record)."""

@@ -11,6 +11,7 @@ Two clocks, on purpose:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -33,7 +34,7 @@ def merge_sample(collectors: Sequence[Collector], now: float, wall_time: float) 
     for collector in collectors:
         try:
             sample.update(collector.sample(gaps, now))
-        except Exception as exc:  # noqa: BLE001 - last line of defence; logged with the traceback
+        except Exception as exc:
             name = type(collector).__name__
             _LOGGER.exception("Collector %s failed", name)
             gaps.note(name, f"collector {name} failed: {exc.__class__.__name__}: {exc}")
@@ -106,10 +107,8 @@ class TelemetryService:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         self._tasks = []
 
     async def _sample_loop(self) -> None:
@@ -119,7 +118,7 @@ class TelemetryService:
                 continue
             try:
                 sample = await self.sample_now()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 _LOGGER.exception("Telemetry sample failed")
                 continue
             self._on_sample(sample)
@@ -132,5 +131,5 @@ class TelemetryService:
                     await asyncio.get_running_loop().run_in_executor(None, self._check_flags)
                 else:
                     self._check_flags()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 _LOGGER.exception("Throttle flag check failed")

@@ -515,3 +515,16 @@ def test_dev_kmsg_without_privileges_degrades_with_a_reason() -> None:
     sample, reasons = json.loads(done.stdout)
     assert sample["power"]["sources"] == []
     assert "needs root or CAP_SYSLOG" in reasons["power.sources.kmsg"]
+
+
+async def test_kmsg_history_below_another_root_is_dated_by_that_roots_uptime(
+    tree: FixtureTree, make_watch: MakeWatch
+) -> None:
+    # A fixture or simulated Pi booted 1000 s before "now"; its log says the sag began 900 s after boot.
+    tree.write("proc/uptime", "1000.00 3600.00\n")
+    tree.write("dev/kmsg", kmsg_record(2, 101, 900_000_000, CAPTURED_LINE))
+    clock = Clock()
+    watch, _ = make_watch(clock)
+    await watch.start()
+    assert watch.episodes.active
+    assert watch.episodes.last_start == pytest.approx(clock.now - 100.0)
