@@ -7,8 +7,13 @@ Every reader takes a :class:`Root` instead of touching ``/`` directly, so the sa
 from __future__ import annotations
 
 import errno
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+# procfs files are generated per read(); 64 KiB takes /proc/meminfo or bufinfo in one or two calls.
+_READ_CHUNK = 65536
 
 
 @dataclass(frozen=True)
@@ -27,13 +32,19 @@ class Root:
 
     def read_text(self, relative: str) -> str:
         """Read a whole kernel file. Raises OSError; callers turn that into a :class:`Gaps` reason."""
-        with open(self.path(relative), encoding="utf-8", errors="replace") as handle:
-            return handle.read()
+        return self.read_bytes(relative).decode("utf-8", errors="replace")
 
     def read_bytes(self, relative: str) -> bytes:
-        with open(self.path(relative), "rb") as handle:
-            return handle.read()
-
+        # os.open/os.read rather than open(): 4 syscalls instead of 9 and no buffered-IO objects. A
+        # sample reads ~8 files, and this alone cut its CPU cost by a fifth (docs/benchmarks.md).
+        fd = os.open(self.path(relative), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            chunks = []
+            while chunk := os.read(fd, _READ_CHUNK):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
 def describe_os_error(exc: OSError, what: str) -> str:
     """A short reason for the API, naming the file and what a user can do about it."""

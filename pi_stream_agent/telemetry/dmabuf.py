@@ -16,6 +16,8 @@ drivers, by other users' processes (without root) or only through an mmap are no
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import os
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -314,26 +316,56 @@ _NO_DEVICES_WITHOUT_DEBUGFS = "attached devices are only listed in debugfs bufin
 class DmabufReader:
     """Reads bufinfo every sample when it is readable; walks the processes at most once per interval."""
 
-    def __init__(self, root: Root, process_scan_interval_s: float = 30.0) -> None:
+    def __init__(self, root: Root, process_scan_interval_s: float = 30.0, *, background: bool = False) -> None:
+        """``background``: rescans after the first run in a worker thread and the sample serves the previous
+        result meanwhile. The scan walks every process (~100 ms on a Zero 2 W at 400 processes): in the
+        running agent it must not hold up the event loop."""
         self._root = root
         self._interval = process_scan_interval_s
+        self._background = background
         self._scan: ProcessScan | None = None
         self._scan_error: str | None = None
         self._scanned_at: float | None = None
+        self._worker: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: concurrent.futures.Future[ProcessScan] | None = None
 
     def process_scan(self, now: float) -> ProcessScan | None:
         """The cached scan, refreshed when older than the interval. None (reason in :attr:`scan_error`)
         when ``/proc`` cannot be listed."""
+        if self._pending is not None and self._pending.done():
+            self._take(self._pending)
+            self._pending = None
         due = self._scanned_at is None or now - self._scanned_at >= self._interval or now < self._scanned_at
-        if due:
+        if due and self._pending is None:
+            first = self._scanned_at is None
             self._scanned_at = now
-            try:
-                self._scan = scan_processes(self._root)
-                self._scan_error = None
-            except OSError as exc:
-                self._scan = None
-                self._scan_error = describe_os_error(exc, "/proc")
+            if self._background and not first:
+                if self._worker is None:
+                    self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dmabuf-scan")
+                self._pending = self._worker.submit(scan_processes, self._root)
+            else:
+                future: concurrent.futures.Future[ProcessScan] = concurrent.futures.Future()
+                try:
+                    future.set_result(scan_processes(self._root))
+                except OSError as exc:
+                    future.set_exception(exc)
+                self._take(future)
         return self._scan
+
+    def _take(self, future: concurrent.futures.Future[ProcessScan]) -> None:
+        try:
+            self._scan = future.result()
+            self._scan_error = None
+        except OSError as exc:
+            self._scan = None
+            self._scan_error = describe_os_error(exc, "/proc")
+
+    def close(self) -> None:
+        """Stop the worker thread (waits for a scan in progress)."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+            self._pending = None
 
     @property
     def scan_error(self) -> str | None:

@@ -48,6 +48,7 @@ class TelemetryStack:
     throttle: ThrottleCollector
     power: PowerWatch
     processes: ProcessWatch
+    dmabuf: DmabufReader
     collectors: list[Collector] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -56,6 +57,7 @@ class TelemetryStack:
     async def stop(self) -> None:
         await self.power.stop()
         self.firmware.close()
+        self.dmabuf.close()
 
 
 def build_stack(
@@ -64,16 +66,20 @@ def build_stack(
     *,
     dmabuf_process_scan_interval_s: float = 30.0,
     gencmd: GencmdTransport | None = None,
+    background_scans: bool = False,
 ) -> TelemetryStack:
     board = BoardReader(root)
     firmware = FirmwareReader(root, transport=gencmd)
     throttle = ThrottleCollector(firmware, ThrottleMonitor(bus))
     power = PowerWatch(root, bus)
     processes = ProcessWatch()
+    dmabuf = DmabufReader(
+        root, process_scan_interval_s=dmabuf_process_scan_interval_s, background=background_scans
+    )
     collectors: list[Collector] = [
         board,
         MemoryReader(root),
-        DmabufReader(root, process_scan_interval_s=dmabuf_process_scan_interval_s),
+        dmabuf,
         throttle,
         power,
         firmware,
@@ -88,5 +94,6 @@ def build_stack(
         throttle=throttle,
         power=power,
         processes=processes,
+        dmabuf=dmabuf,
         collectors=collectors,
     )

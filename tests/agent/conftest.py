@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent.helpers import PI_FIXTURES, FixtureTree
+from tests.agent.rtsp import rtsp_server  # noqa: F401 - a fixture for every agent test
 
 
 @pytest.fixture

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DIR = Path(os.environ.get("PI_STREAM_SHARED", REPO_ROOT.parent / "shared"))
@@ -42,3 +48,25 @@ class FixtureTree:
 
     def remove(self, relative: str) -> None:
         (self.base / relative).unlink()
+
+
+def deny_reads(monkeypatch: pytest.MonkeyPatch, *paths: Path) -> None:
+    """Make opening these paths fail with EACCES, as for a non-root agent (the tests run as root, where
+    chmod does not deny reads). Both os.open and open() are covered, whichever a reader uses."""
+    denied = {str(p) for p in paths}
+    real_os_open, real_open = os.open, builtins.open
+
+    def refuse(file: object) -> None:
+        if str(file) in denied:
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+
+    def fake_os_open(file: object, *args: object, **kwargs: object) -> int:
+        refuse(file)
+        return real_os_open(file, *args, **kwargs)  # type: ignore[arg-type]
+
+    def fake_open(file: object, *args: object, **kwargs: object) -> object:
+        refuse(file)
+        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "open", fake_os_open)
+    monkeypatch.setattr(builtins, "open", fake_open)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import builtins
-import errno
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,7 +20,7 @@ from pi_stream_agent.telemetry.board import (
     parse_device_tree_strings,
     parse_uptime,
 )
-from tests.agent.helpers import FixtureTree, fixture_files, fixture_text
+from tests.agent.helpers import FixtureTree, deny_reads, fixture_files, fixture_text
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -310,16 +307,7 @@ def test_reader_garbage_files(tree: FixtureTree) -> None:
 
 def test_reader_permission_denied(tree: FixtureTree, monkeypatch: pytest.MonkeyPatch) -> None:
     write_pi(tree, "cpuinfo/pi3bplus_arm64_a020d3.txt", "6.6.31+rpt-rpi-v8")
-    denied = str(tree.base / "proc/uptime")
-    real_open = builtins.open
-
-    # The tests run as root, where chmod does not deny reads: raise EACCES for that one path instead.
-    def fake_open(file: Any, *args: Any, **kwargs: Any) -> Any:
-        if str(file) == denied:
-            raise PermissionError(errno.EACCES, "Permission denied", str(file))
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", fake_open)
+    deny_reads(monkeypatch, tree.base / "proc/uptime")
     gaps = Gaps()
     sample = BoardReader(Root(tree.base)).sample(gaps, 0.0)["board"]
     assert sample["uptime_s"] is None

@@ -458,3 +458,20 @@ def test_debugfs_is_read_every_sample(tree: FixtureTree) -> None:
     assert reader.sample(Gaps(), 0.0)["dmabuf"]["total_bytes"] == 0
     tree.write(BUFINFO, fixture_text(OLD_FORMAT))
     assert reader.sample(Gaps(), 1.0)["dmabuf"]["total_bytes"] == 33177600
+
+
+def test_background_rescan_serves_the_previous_result_until_the_new_one_is_ready(tree: FixtureTree) -> None:
+    # The first scan is synchronous (the first sample has data); later ones run in a worker thread and
+    # are picked up by the next sample, so the event loop never waits for a walk over every process.
+    add_process(tree, 100, "rpicam-vid", {10: ("/dmabuf:", fdinfo_text(11, 4096, VB2))})
+    reader = DmabufReader(Root(tree.base), process_scan_interval_s=10.0, background=True)
+    try:
+        assert reader.process_scan(0.0).by_process == {"rpicam-vid": 4096}  # type: ignore[union-attr]
+        add_process(tree, 101, "ffmpeg", {5: ("/dmabuf:", fdinfo_text(12, 8192, "system"))})
+        first = reader.process_scan(10.0)  # due: submitted to the worker; the previous result is served
+        assert first is not None and "ffmpeg" not in first.by_process
+        assert reader._pending is not None
+        reader._pending.result(timeout=5)
+        assert reader.process_scan(10.5).by_process == {"rpicam-vid": 4096, "ffmpeg": 8192}  # type: ignore[union-attr]
+    finally:
+        reader.close()

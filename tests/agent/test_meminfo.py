@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
-import errno
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +9,7 @@ import pytest
 
 from pi_stream_agent.rootfs import Gaps, Root
 from pi_stream_agent.telemetry.meminfo import MemoryReader, parse_meminfo
-from tests.agent.helpers import FixtureTree, fixture_files, fixture_text
+from tests.agent.helpers import FixtureTree, deny_reads, fixture_files, fixture_text
 
 KB = 1024
 
@@ -166,16 +164,7 @@ def test_missing_meminfo(tree: FixtureTree) -> None:
 
 def test_permission_denied(tree: FixtureTree, monkeypatch: pytest.MonkeyPatch) -> None:
     tree.write("proc/meminfo", fixture_text("meminfo/pi5_8gb_rpicam723_cmafree311200.txt"))
-    denied = str(tree.base / "proc/meminfo")
-    real_open = builtins.open
-
-    # The tests run as root, where chmod does not deny reads: raise EACCES for that one path instead.
-    def fake_open(file: Any, *args: Any, **kwargs: Any) -> Any:
-        if str(file) == denied:
-            raise PermissionError(errno.EACCES, "Permission denied", str(file))
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", fake_open)
+    deny_reads(monkeypatch, tree.base / "proc/meminfo")
     gaps = Gaps()
     sample = MemoryReader(Root(tree.base)).sample(gaps, 0.0)
     assert sample["cma"]["total_bytes"] is None
