@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from pi_stream_agent import API_VERSION, __version__
@@ -31,6 +32,7 @@ from pi_stream_agent.telemetry.stack import TelemetryStack, build_stack
 from pi_stream_agent.zeroconf_ad import Advert, ZeroconfAnnouncer, local_addresses
 
 _LOGGER = logging.getLogger(__name__)
+_AIOHTTP_VERSION = tuple(int(part) for part in aiohttp.__version__.split(".")[:2])
 
 
 class Agent:
@@ -159,9 +161,16 @@ class Agent:
 
     async def _start_server(self) -> None:
         app = create_app(self, self.hub)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # aiohttp >= 3.9 takes the shutdown timeout on the runner (and warns when given to the site);
+        # aiohttp 3.8 (Debian 12) only on the site, and would pass a runner keyword to each connection.
+        if _AIOHTTP_VERSION >= (3, 9):
+            self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+            site_options: dict[str, Any] = {}
+        else:
+            self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            site_options = {"shutdown_timeout": 2.0}
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port, shutdown_timeout=2.0)
+        site = web.TCPSite(self._runner, self.config.host, self.config.port, **site_options)
         await site.start()
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []

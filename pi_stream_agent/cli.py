@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_argument(run)
     run.add_argument("--listen", metavar="HOST", help="address to listen on (config listen.host)")
     run.add_argument("--port", type=int, help="API port (config listen.port; 0 = any free port)")
-    run.add_argument("--state-dir", type=Path, help="where the token and agent id are kept (config state_dir)")
+    run.add_argument(
+        "--state-dir", type=Path, help="where the token and agent id are kept (config state_dir)"
+    )
     run.add_argument("--root", type=Path, help="read kernel interfaces below this directory instead of /")
     run.add_argument("--simulate", action="store_true", help="serve a simulated Raspberry Pi 4")
     run.add_argument("--no-zeroconf", action="store_true", help="do not announce the agent on the network")
@@ -87,7 +89,9 @@ def _apply_overrides(config: AgentConfig, args: argparse.Namespace) -> AgentConf
         changes["host"] = args.listen
     if getattr(args, "port", None) is not None:
         if not 0 <= args.port <= 65535:
-            raise ConfigError(f"--port: must be between 1 and 65535 (or 0 for any free port), got {args.port}")
+            raise ConfigError(
+                f"--port: must be between 1 and 65535 (or 0 for any free port), got {args.port}"
+            )
         changes["port"] = args.port
     if getattr(args, "state_dir", None) is not None:
         changes["state_dir"] = args.state_dir
@@ -100,6 +104,15 @@ def _apply_overrides(config: AgentConfig, args: argparse.Namespace) -> AgentConf
     if getattr(args, "no_zeroconf", False):
         changes["zeroconf_enabled"] = False
     return dataclasses.replace(config, **changes)
+
+
+def _check_root(config: AgentConfig) -> AgentConfig:
+    """``root`` from the config file must exist too (``--root`` is checked above): reading an absent tree
+    would serve a sample of nothing but reasons."""
+    if not config.root.is_dir():
+        where = f"{config.source}: " if config.source else ""
+        raise ConfigError(f"{where}root: {config.root} is not a directory")
+    return config
 
 
 def _print_json(data: Any) -> None:
@@ -154,18 +167,19 @@ async def _one_sample(config: AgentConfig) -> dict[str, Any]:
             await stack.stop()
 
 
-async def _list_devices(root_dir: Path | None) -> dict[str, Any]:
-    from pi_stream_agent.discovery.registry import DeviceRegistry  # noqa: PLC0415
-    from pi_stream_agent.events import EventBus  # noqa: PLC0415
+def _list_devices(root_dir: Path | None) -> dict[str, Any]:
+    from pi_stream_agent.discovery.libcamera import DEFAULT_TOOLS  # noqa: PLC0415
+    from pi_stream_agent.discovery.registry import describe_devices  # noqa: PLC0415
     from pi_stream_agent.rootfs import Root  # noqa: PLC0415
 
     root = Root(root_dir) if root_dir is not None else Root()
-    registry = DeviceRegistry(root, EventBus(), hotplug=False)
-    await registry.start()
-    try:
-        return registry.to_json()
-    finally:
-        await registry.stop()
+    # As in the running agent: below another root, v4l2-ctl and rpicam-hello would describe this machine's
+    # devices (and open /dev nodes of the tree as if they were devices), not the tree's.
+    return describe_devices(
+        root,
+        v4l2_ctl="v4l2-ctl" if root.is_real else None,
+        csi_tools=DEFAULT_TOOLS if root.is_real else (),
+    )
 
 
 def _token_command(args: argparse.Namespace) -> int:
@@ -174,8 +188,8 @@ def _token_command(args: argparse.Namespace) -> int:
         token = write_new_token(config.state_dir)
         print(token)
         print(
-            f"New token written to {token_path(config.state_dir)}. Restart the agent, then enter the new token "
-            "in Home Assistant (it will ask: re-authentication).",
+            f"New token written to {token_path(config.state_dir)}. Restart the agent, then enter the new "
+            "token in Home Assistant (it will ask: re-authentication).",
             file=sys.stderr,
         )
         return EXIT_OK
@@ -197,14 +211,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "devices":
             if args.root is not None and not args.root.is_dir():
                 raise ConfigError(f"--root: {args.root} is not a directory")
-            _print_json(asyncio.run(_list_devices(args.root)))
+            _print_json(_list_devices(args.root))
             return EXIT_OK
         if args.command == "sample":
-            config = _apply_overrides(_load_config(args.config), args)
+            config = _check_root(_apply_overrides(_load_config(args.config), args))
             _print_json(asyncio.run(_one_sample(config)))
             return EXIT_OK
-        config = _apply_overrides(_load_config(args.config), args)
+        config = _check_root(_apply_overrides(_load_config(args.config), args))
         return asyncio.run(_run_agent(config))
+    except KeyboardInterrupt:
+        # Ctrl-C during `sample` or before `run` installed its handlers: stop quietly, as a shell expects.
+        return 128 + signal.SIGINT
     except ConfigError as exc:
         print(f"pi-stream-agent: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -219,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_FAILED
     except OSError as exc:
-        print(f"pi-stream-agent: {exc}", file=sys.stderr)
+        # "path: Not a directory" reads better than "[Errno 20] Not a directory: 'path'".
+        message = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
+        print(f"pi-stream-agent: {message}", file=sys.stderr)
         return EXIT_FAILED
-

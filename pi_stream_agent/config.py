@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,10 @@ class ConfigError(Exception):
     """The configuration cannot be used. ``str()`` is a message for the person who wrote the file."""
 
 
+# Our own validators rather than voluptuous' built-in types: their messages ("expected float", "not a valid
+# value") differ between voluptuous versions and do not say what was found.
+
+
 def _port(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise vol.Invalid(f"expected a port number (1-65535), got {value!r}")
@@ -28,16 +33,48 @@ def _port(value: Any) -> int:
     return value
 
 
-def _seconds(minimum: float, maximum: float) -> vol.All:
-    return vol.All(
-        vol.Coerce(float),
-        vol.Range(min=minimum, max=maximum, msg=f"must be between {minimum:g} and {maximum:g} seconds"),
-    )
+def _seconds(minimum: float, maximum: float) -> Callable[[Any], float]:
+    def validate(value: Any) -> float:
+        # bool is an int in Python: `interval_s: yes` must not quietly become 1 second.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise vol.Invalid(f"expected a number of seconds, got {value!r}")
+        # `not minimum <= value` also rejects NaN (YAML `.nan`), which compares false with everything.
+        if not minimum <= value <= maximum:
+            raise vol.Invalid(f"must be between {minimum:g} and {maximum:g} seconds, got {value:g}")
+        return float(value)
+
+    return validate
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise vol.Invalid(f"expected true or false, got {value!r}")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise vol.Invalid(f"expected non-empty text, got {value!r}")
+    return value
+
+
+def _instance_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > 63:
+        raise vol.Invalid(f"expected a name of 1 to 63 characters (or null for the hostname), got {value!r}")
+    return value
+
+
+def _stream_list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise vol.Invalid(f"expected a list of streams, got {type(value).__name__}")
+    return value
 
 
 LISTEN_SCHEMA = vol.Schema(
     {
-        vol.Optional("host", default="0.0.0.0"): vol.All(str, vol.Length(min=1)),  # noqa: S104 - a LAN service
+        vol.Optional("host", default="0.0.0.0"): _text,  # noqa: S104 - a LAN service
         vol.Optional("port", default=DEFAULT_PORT): _port,
     }
 )
@@ -55,24 +92,24 @@ TELEMETRY_SCHEMA = vol.Schema(
 
 ZEROCONF_SCHEMA = vol.Schema(
     {
-        vol.Optional("enabled", default=True): bool,
+        vol.Optional("enabled", default=True): _boolean,
         # The instance name shown in Home Assistant's discovery; the hostname when not set.
-        vol.Optional("name", default=None): vol.Any(None, vol.All(str, vol.Length(min=1, max=63))),
+        vol.Optional("name", default=None): _instance_name,
     }
 )
 
 CONFIG_SCHEMA = vol.Schema(
     {
         vol.Optional("listen", default={}): LISTEN_SCHEMA,
-        vol.Optional("state_dir", default=str(DEFAULT_STATE_DIR)): vol.All(str, vol.Length(min=1)),
+        vol.Optional("state_dir", default=str(DEFAULT_STATE_DIR)): _text,
         vol.Optional("telemetry", default={}): TELEMETRY_SCHEMA,
         vol.Optional("zeroconf", default={}): ZEROCONF_SCHEMA,
         # Serve a simulated Raspberry Pi 4 instead of reading this machine.
-        vol.Optional("simulate", default=False): bool,
+        vol.Optional("simulate", default=False): _boolean,
         # Read kernel interfaces below this directory instead of / (testing and diagnosis).
-        vol.Optional("root", default="/"): vol.All(str, vol.Length(min=1)),
+        vol.Optional("root", default="/"): _text,
         # Declared by the streams feature; accepted here so one file serves both.
-        vol.Optional("streams", default=[]): list,
+        vol.Optional("streams", default=[]): _stream_list,
     }
 )
 
@@ -113,9 +150,19 @@ def _format_invalid(error: vol.Invalid) -> str:
     message = error.msg
     if message == "extra keys not allowed":
         message = "unknown key (check the spelling; see docs/configuration.md for the keys)"
-    elif message.startswith("expected dict"):
-        message = "expected a mapping of keys to values"
+    elif isinstance(error, vol.DictInvalid):
+        # voluptuous says "expected a dictionary"; the person wrote YAML, not Python.
+        message = "expected a mapping of keys to values (indented `key: value` lines)"
     return f"{key}: {message}"
+
+
+# Sections a person may leave empty (every child commented out): YAML reads those as null, meaning "defaults".
+_SECTION_DEFAULTS: dict[str, Callable[[], Any]] = {
+    "listen": dict,
+    "telemetry": dict,
+    "zeroconf": dict,
+    "streams": list,
+}
 
 
 def validate(data: Any, source: Path | None = None) -> AgentConfig:
@@ -124,7 +171,13 @@ def validate(data: Any, source: Path | None = None) -> AgentConfig:
         data = {}
     where = f"{source}: " if source else ""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}the file must contain a mapping of keys (like 'listen:'), not {type(data).__name__}")
+        raise ConfigError(
+            f"{where}the file must contain a mapping of keys (like 'listen:'), not {type(data).__name__}"
+        )
+    data = {
+        key: _SECTION_DEFAULTS[key]() if value is None and key in _SECTION_DEFAULTS else value
+        for key, value in data.items()
+    }
     try:
         checked = CONFIG_SCHEMA(data)
     except vol.MultipleInvalid as exc:
@@ -149,20 +202,69 @@ def validate(data: Any, source: Path | None = None) -> AgentConfig:
     )
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice is an error: by default the last one silently
+    wins, so a second ``listen:`` block would throw the first away unseen."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults`: keys written beside it override the merged ones, by design
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class reports it properly
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _undecodable(path: Path, raw: bytes, exc: UnicodeDecodeError) -> ConfigError:
+    line = raw.count(b"\n", 0, exc.start) + 1
+    line_start = raw.rfind(b"\n", 0, exc.start) + 1
+    # Columns in characters, as an editor counts them (everything before the bad byte decodes).
+    column = len(raw[line_start : exc.start].decode("utf-8", errors="replace")) + 1
+    return ConfigError(
+        f"{path}: is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}, column {column}); "
+        "save it as UTF-8"
+    )
+
+
 def load(path: Path, *, missing_ok: bool = False) -> AgentConfig:
     """Read and validate a config file. ``missing_ok``: a missing file means all defaults."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         if missing_ok:
             return AgentConfig(source=None)
-        raise ConfigError(f"{path}: file not found (create it, or leave out --config to use the defaults)") from None
+        raise ConfigError(
+            f"{path}: file not found (create it, or leave out --config to use the defaults)"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: is not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _undecodable(path, raw, exc) from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.reader.ReaderError as exc:
+        # A control character: the reader knows only the character offset, so count the lines ourselves.
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        character = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise ConfigError(
+            f"{path}: not valid YAML at line {line}, column {column}: "
+            f"control character {character} is not allowed"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

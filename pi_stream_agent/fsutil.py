@@ -13,9 +13,16 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        # mkstemp creates the file 0600; set the final mode before any data lands in it.
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
+        handle = os.fdopen(fd, "wb")  # owns fd from here: closed by the with-block, even on error
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
+    try:
+        with handle:
+            # mkstemp creates the file 0600; set the final mode before any data lands in it.
+            os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

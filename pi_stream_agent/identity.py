@@ -1,8 +1,10 @@
-"""The agent's stable id: Home Assistant's unique id for the Pi, so it must survive restarts and reinstalls."""
+"""The agent's stable id: Home Assistant's unique id for the Pi, so it must survive restarts and
+reinstalls."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from pathlib import Path
 
@@ -10,6 +12,15 @@ from pi_stream_agent.fsutil import atomic_write
 from pi_stream_agent.rootfs import Root
 
 AGENT_ID_FILE_NAME = "agent_id"
+_ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+_MAX_ID_LENGTH = 64
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def _usable_id(text: str) -> bool:
+    # The id travels in a zeroconf TXT record and becomes Home Assistant's unique id: keep it plain.
+    return 0 < len(text) <= _MAX_ID_LENGTH and _ID_CHARACTERS.issuperset(text)
 
 
 def _digest(kind: str, value: str) -> str:
@@ -41,11 +52,13 @@ def stable_agent_id(root: Root, state_dir: Path, serial: str | None, *, simulate
             return _digest("machine-id", machine_id)
     path = state_dir / AGENT_ID_FILE_NAME
     try:
-        stored = path.read_text(encoding="ascii").strip()
-        if stored:
+        stored = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        pass  # first start (or unreadable): make one
+    else:
+        if _usable_id(stored):
             return stored
-    except (OSError, UnicodeDecodeError):
-        pass
+        _LOGGER.warning("%s does not hold a usable agent id; making a new one", path)
     new_id = uuid.uuid4().hex[:16]
     atomic_write(path, (new_id + "\n").encode("ascii"), mode=0o644)
     return new_id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -26,6 +27,27 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_udp_range(count: int = 40) -> int:
+    """A start port whose next ``count`` UDP ports are free now. rtsp-server-perl hands out RTP/RTCP ports
+    from a start port (default 20000): servers of parallel tests must not share one."""
+    rng = random.Random()
+    for _ in range(200):
+        start = rng.randrange(30000, 60000, 2)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(start, start + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return start
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free UDP port range for the RTSP server")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -64,6 +86,7 @@ class RtspServer:
                 "--serverport", str(self.publish_port),
                 "--client_listen_address", "127.0.0.1",
                 "--source_listen_address", "127.0.0.1",
+                "--rtp_start_port", str(free_udp_range()),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -9,7 +9,7 @@ import pytest
 
 from pi_stream_agent.discovery.libcamera import Crop, CsiCameraReader, Mode, parse_list_cameras
 from tests.agent.helpers import fixture_text
-from tests.agent.test_discovery_trees import install_standins
+from tests.agent.pi_trees import install_standins
 
 PI5_TWO = "v4l2/list_cameras_pi5_imx708_plus_imx219_tabs.txt"
 

@@ -12,7 +12,7 @@ from pi_stream_agent.discovery.registry import DeviceRegistry, describe_devices
 from pi_stream_agent.events import Event, EventBus
 from pi_stream_agent.rootfs import Root
 from tests.agent.helpers import FixtureTree, fixture_text
-from tests.agent.test_discovery_trees import (
+from tests.agent.pi_trees import (
     PI4_CARD,
     add_usb_card,
     build_pi4_platform,

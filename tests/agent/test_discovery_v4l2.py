@@ -27,7 +27,7 @@ from pi_stream_agent.discovery.v4l2 import (
 )
 from pi_stream_agent.rootfs import Root
 from tests.agent.helpers import FixtureTree, fixture_text
-from tests.agent.test_discovery_trees import (
+from tests.agent.pi_trees import (
     PI3_DWC,
     PI3_FHD_ALL,
     PI4_CAPTURE,
