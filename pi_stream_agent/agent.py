@@ -19,6 +19,7 @@ from aiohttp import web
 
 from pi_stream_agent import API_VERSION, __version__
 from pi_stream_agent.api.server import create_app
+from pi_stream_agent.api.streams import add_stream_routes
 from pi_stream_agent.api.websocket import WebSocketHub
 from pi_stream_agent.config import AgentConfig
 from pi_stream_agent.credentials import load_or_create_token
@@ -27,12 +28,39 @@ from pi_stream_agent.events import EventBus
 from pi_stream_agent.identity import stable_agent_id
 from pi_stream_agent.rootfs import Root
 from pi_stream_agent.simulation import SimulatedPi, build_simulated_root
+from pi_stream_agent.streams.manager import Platform, StreamManager
+from pi_stream_agent.streams.rtsp_server import RtspServerSupervisor
+from pi_stream_agent.streams.store import StreamStore
 from pi_stream_agent.telemetry.sampler import TelemetryService
 from pi_stream_agent.telemetry.stack import TelemetryStack, build_stack
 from pi_stream_agent.zeroconf_ad import Advert, ZeroconfAnnouncer, local_addresses
 
 _LOGGER = logging.getLogger(__name__)
 _AIOHTTP_VERSION = tuple(int(part) for part in aiohttp.__version__.split(".")[:2])
+
+# What a simulated Pi publishes when no streams are configured: two test-pattern cameras, one with a
+# substream, so the whole product can be tried without a Pi.
+SIMULATED_STREAMS: tuple[dict[str, Any], ...] = (
+    {
+        "id": "front_door",
+        "name": "Front door (simulated)",
+        "source": {"type": "test", "pattern": "testsrc2"},
+        "width": 1280,
+        "height": 720,
+        "fps": 15,
+        "bitrate": "2M",
+        "substream": {"width": 640, "height": 360, "fps": 10, "bitrate": "500k"},
+    },
+    {
+        "id": "garage",
+        "name": "Garage (simulated)",
+        "source": {"type": "test", "pattern": "smptebars"},
+        "width": 640,
+        "height": 480,
+        "fps": 10,
+        "bitrate": "800k",
+    },
+)
 
 
 class Agent:
@@ -51,7 +79,9 @@ class Agent:
         self.stack: TelemetryStack | None = None
         self.registry: DeviceRegistry | None = None
         self.telemetry_service: TelemetryService | None = None
-        self.hub = WebSocketHub(self._hello, self._latest_sample)
+        self.streams: StreamManager | None = None
+        self.rtsp_server: RtspServerSupervisor | None = None
+        self.hub = WebSocketHub(self._hello, self._current_sample)
         self._runner: web.AppRunner | None = None
         self._zeroconf: ZeroconfAnnouncer | None = None
         self.port: int | None = None
@@ -88,6 +118,7 @@ class Agent:
                 "hotplug": self.registry.hotplug_mode,
             },
             "telemetry_interval_s": self.config.telemetry.interval_s,
+            "rtsp_server": self.rtsp_server.status() if self.rtsp_server is not None else None,
             "unavailable": reasons,
         }
 
@@ -133,6 +164,22 @@ class Agent:
             v4l2_ctl="v4l2-ctl" if host_tools else None,
             csi_tools=("rpicam-hello", "libcamera-hello") if host_tools else (),
         )
+        seed = config.streams
+        if seed is None:  # not configured: a simulated Pi shows its test cameras
+            seed = SIMULATED_STREAMS if config.simulate else ()
+        store = StreamStore(config.state_dir, seed, seed_origin=str(config.source or "the built-in defaults"))
+        self.streams = StreamManager(
+            store=store,
+            rtsp=config.rtsp,
+            root=root,
+            bus=self.bus,
+            platform=Platform(
+                devices=self.registry.to_json, board=self._board_facts, simulated=config.simulate
+            ),
+            processes=self.stack.processes,
+            agent_id=self.agent_id,
+            latest_sample=self._latest_sample,
+        )
         firmware_forks = self.stack.firmware.needs_subprocess
         self.telemetry_service = TelemetryService(
             self.stack.collectors,
@@ -149,6 +196,13 @@ class Agent:
             self._simulation_task = asyncio.create_task(self.simulation.run(), name="pi_stream simulation")
         await self.stack.start()
         await self.registry.start()
+        if config.rtsp_server_command:
+            self.rtsp_server = RtspServerSupervisor(
+                config.rtsp_server_command, self.bus, marker=f"{self.agent_id}:rtsp-server"
+            )
+        await self.streams.start()  # kills leftovers of a previous run first, the server's included
+        if self.rtsp_server is not None:
+            self.rtsp_server.start()
         # Prime the rate counters (CPU, network) so the first sample a client sees has rates.
         if firmware_forks:
             await asyncio.get_running_loop().run_in_executor(None, self.telemetry_service.prime)
@@ -161,6 +215,8 @@ class Agent:
 
     async def _start_server(self) -> None:
         app = create_app(self, self.hub)
+        assert self.streams is not None
+        add_stream_routes(app, self.streams)
         # aiohttp >= 3.9 takes the shutdown timeout on the runner (and warns when given to the site);
         # aiohttp 3.8 (Debian 12) only on the site, and would pass a runner keyword to each connection.
         if _AIOHTTP_VERSION >= (3, 9):
@@ -206,6 +262,10 @@ class Agent:
             self._runner = None
         if self.telemetry_service is not None:
             await self.telemetry_service.stop()
+        if self.streams is not None:
+            await self.streams.stop()
+        if self.rtsp_server is not None:
+            await self.rtsp_server.stop()
         if self.registry is not None:
             await self.registry.stop()
         if self.stack is not None:
@@ -220,10 +280,24 @@ class Agent:
             shutil.rmtree(self._simulation_dir, ignore_errors=True)
             self._simulation_dir = None
 
+    def _board_facts(self) -> dict[str, Any]:
+        assert self.stack is not None and self.registry is not None
+        board = self.stack.board.board_info()
+        encoder = self.registry.hardware_encoder.h264
+        return {
+            # The encoder node is the truth (a Pi 4 without the codec overlay has none); the SoC otherwise.
+            "hardware_h264_encoder": encoder if encoder is not None else board.hardware_h264_encoder,
+            "camera_buffers_from_cma": board.camera_buffers_from_cma,
+            "soc": board.soc,
+        }
+
     # -- WebSocket hub callbacks -------------------------------------------------------------------------
 
     def _hello(self) -> dict[str, Any]:
         return {"agent_id": self.agent_id, "version": __version__, "api_version": API_VERSION}
+
+    async def _current_sample(self) -> dict[str, Any] | None:
+        return await self.telemetry_service.current() if self.telemetry_service is not None else None
 
     def _latest_sample(self) -> dict[str, Any] | None:
         return self.telemetry_service.latest if self.telemetry_service is not None else None

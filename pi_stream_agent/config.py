@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import voluptuous as vol
 import yaml
+
+from pi_stream_agent.streams.config import RTSP_SCHEMA, STREAMS_SCHEMA, StreamInvalid, parse_rtsp_settings
+from pi_stream_agent.streams.model import RtspSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/pi-stream-agent/config.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/pi-stream-agent")
@@ -66,10 +69,25 @@ def _instance_name(value: Any) -> str | None:
     return value
 
 
-def _stream_list(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise vol.Invalid(f"expected a list of streams, got {type(value).__name__}")
-    return value
+def _command(value: Any) -> tuple[str, ...] | None:
+    # An argument list, never a shell line: the agent runs it without a shell.
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, list) or not value:
+        raise vol.Invalid(
+            "expected the command as a list of arguments, e.g. [/usr/local/bin/mediamtx, /etc/mediamtx.yml]"
+        )
+    if not all(isinstance(part, str) and part for part in value):
+        raise vol.Invalid("every argument must be a non-empty string")
+    return tuple(value)
+
+
+RTSP_SERVER_SCHEMA = vol.Schema(
+    {
+        # When set, the agent runs the RTSP server (e.g. MediaMTX) itself, as one more supervised child.
+        vol.Optional("command", default=None): _command,
+    }
+)
 
 
 LISTEN_SCHEMA = vol.Schema(
@@ -108,8 +126,11 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("simulate", default=False): _boolean,
         # Read kernel interfaces below this directory instead of / (testing and diagnosis).
         vol.Optional("root", default="/"): _text,
-        # Declared by the streams feature; accepted here so one file serves both.
-        vol.Optional("streams", default=[]): _stream_list,
+        # Where publishers push and Home Assistant reads (MediaMTX on this Pi by default).
+        vol.Optional("rtsp", default={}): RTSP_SCHEMA,
+        vol.Optional("rtsp_server", default={}): RTSP_SERVER_SCHEMA,
+        # The streams to publish: the seed for <state_dir>/streams.yaml (see docs/configuration.md).
+        vol.Optional("streams"): STREAMS_SCHEMA,
     }
 )
 
@@ -131,7 +152,10 @@ class AgentConfig:
     zeroconf_name: str | None = None
     simulate: bool = False
     root: Path = Path("/")
-    streams: tuple[dict[str, Any], ...] = ()
+    # None: the file says nothing about streams (a simulated Pi then shows its test cameras); () : none.
+    streams: tuple[dict[str, Any], ...] | None = None
+    rtsp: RtspSettings = field(default_factory=RtspSettings)
+    rtsp_server_command: tuple[str, ...] | None = None
     source: Path | None = None  # the file it came from, for messages
 
 
@@ -147,6 +171,8 @@ def _describe_path(path: list[Any]) -> str:
 
 def _format_invalid(error: vol.Invalid) -> str:
     key = _describe_path(list(error.path))
+    if isinstance(error, StreamInvalid):
+        return str(error.problem)  # names the stream by id as well as by position
     message = error.msg
     if message == "extra keys not allowed":
         message = "unknown key (check the spelling; see docs/configuration.md for the keys)"
@@ -162,6 +188,8 @@ _SECTION_DEFAULTS: dict[str, Callable[[], Any]] = {
     "telemetry": dict,
     "zeroconf": dict,
     "streams": list,
+    "rtsp": dict,
+    "rtsp_server": dict,
 }
 
 
@@ -197,7 +225,9 @@ def validate(data: Any, source: Path | None = None) -> AgentConfig:
         zeroconf_name=checked["zeroconf"]["name"],
         simulate=checked["simulate"],
         root=Path(checked["root"]),
-        streams=tuple(checked["streams"]),
+        streams=tuple(checked["streams"]) if "streams" in checked else None,
+        rtsp=parse_rtsp_settings(checked["rtsp"]),
+        rtsp_server_command=checked["rtsp_server"]["command"],
         source=source,
     )
 

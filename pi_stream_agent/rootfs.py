@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 # procfs files are generated per read(); 64 KiB takes /proc/meminfo or bufinfo in one or two calls.
 _READ_CHUNK = 65536
 
@@ -45,6 +44,7 @@ class Root:
             return b"".join(chunks)
         finally:
             os.close(fd)
+
 
 def describe_os_error(exc: OSError, what: str) -> str:
     """A short reason for the API, naming the file and what a user can do about it."""

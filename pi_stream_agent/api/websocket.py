@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -69,7 +69,7 @@ class WebSocketHub:
     """Fans messages out to the connected clients."""
 
     def __init__(
-        self, hello: Callable[[], dict[str, Any]], snapshot: Callable[[], dict[str, Any] | None]
+        self, hello: Callable[[], dict[str, Any]], snapshot: Callable[[], Awaitable[dict[str, Any] | None]]
     ) -> None:
         self._hello = hello
         self._snapshot = snapshot
@@ -101,14 +101,17 @@ class WebSocketHub:
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_CLIENT_MESSAGE_BYTES)
         await ws.prepare(request)
         client = _Client(ws)
-        # The client gets the agent's identity and the current state first, then only changes.
-        await ws.send_str(dumps({"type": "hello", **self._hello()}))
-        current = self._snapshot()
-        if current is not None:
-            await ws.send_str(dumps({"type": "telemetry", "data": current}))
+        # Registered before the snapshot is taken, so nothing that happens meanwhile is lost: events queue
+        # behind the state they change, and the pump sends them after it.
         self._clients.add(client)
-        pump = asyncio.create_task(client.pump())
+        pump: asyncio.Task[None] | None = None
         try:
+            # The client gets the agent's identity and the current state first, then only changes.
+            await ws.send_str(dumps({"type": "hello", **self._hello()}))
+            current = await self._snapshot()
+            if current is not None:
+                await ws.send_str(dumps({"type": "telemetry", "data": current}))
+            pump = asyncio.create_task(client.pump())
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
                     reply = self._answer(message.data)
@@ -122,13 +125,14 @@ class WebSocketHub:
             pass
         finally:
             self._clients.discard(client)
-            pump.cancel()
-            try:
-                await pump
-            except (asyncio.CancelledError, ConnectionResetError, RuntimeError):
-                pass  # the peer went away mid-send: nothing to tell it
-            except Exception:
-                _LOGGER.debug("WebSocket sender ended with an error", exc_info=True)
+            if pump is not None:
+                pump.cancel()
+                try:
+                    await pump
+                except (asyncio.CancelledError, ConnectionResetError, RuntimeError):
+                    pass  # the peer went away mid-send: nothing to tell it
+                except Exception:
+                    _LOGGER.debug("WebSocket sender ended with an error", exc_info=True)
         return ws
 
     def _answer(self, text: str) -> dict[str, Any] | None:

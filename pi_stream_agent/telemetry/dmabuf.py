@@ -17,7 +17,6 @@ drivers, by other users' processes (without root) or only through an mmap are no
 from __future__ import annotations
 
 import concurrent.futures
-
 import os
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -316,7 +315,9 @@ _NO_DEVICES_WITHOUT_DEBUGFS = "attached devices are only listed in debugfs bufin
 class DmabufReader:
     """Reads bufinfo every sample when it is readable; walks the processes at most once per interval."""
 
-    def __init__(self, root: Root, process_scan_interval_s: float = 30.0, *, background: bool = False) -> None:
+    def __init__(
+        self, root: Root, process_scan_interval_s: float = 30.0, *, background: bool = False
+    ) -> None:
         """``background``: rescans after the first run in a worker thread and the sample serves the previous
         result meanwhile. The scan walks every process (~100 ms on a Zero 2 W at 400 processes): in the
         running agent it must not hold up the event loop."""

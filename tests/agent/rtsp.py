@@ -29,12 +29,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def free_udp_range(count: int = 40) -> int:
+def free_udp_range(count: int = 400) -> int:
     """A start port whose next ``count`` UDP ports are free now. rtsp-server-perl hands out RTP/RTCP ports
     from a start port (default 20000): servers of parallel tests must not share one."""
     rng = random.Random()
     for _ in range(200):
-        start = rng.randrange(30000, 60000, 2)
+        start = rng.randrange(20000, 60000, 2)
         sockets: list[socket.socket] = []
         try:
             for port in range(start, start + count):
@@ -58,6 +58,23 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
+# rtsp-server-perl with the two changes that make it behave like MediaMTX where the tests depend on it
+# (a killed publisher releases its path; RTP ports of parallel servers never collide): see the script.
+SERVER_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "rtsp-test-server"
+
+
+def server_command(read_port: int, publish_port: int, rtp_start_port: int) -> list[str]:
+    """The argument list that runs the test RTSP server on loopback."""
+    return [
+        str(SERVER_SCRIPT),
+        "--clientport", str(read_port),
+        "--serverport", str(publish_port),
+        "--client_listen_address", "127.0.0.1",
+        "--source_listen_address", "127.0.0.1",
+        "--rtp_start_port", str(rtp_start_port),
+    ]  # fmt: skip
+
+
 @dataclass
 class RtspServer:
     """A running rtsp-server-perl on loopback. ``publish_base``/``read_base`` end without a slash."""
@@ -77,17 +94,12 @@ class RtspServer:
 
     def start(self, timeout_s: float = 10.0) -> None:
         if shutil.which(RTSP_SERVER) is None:
-            pytest.fail(f"{RTSP_SERVER} is not installed (apt-get install rtsp-server-perl; scripts/setup-dev does)")
+            pytest.fail(
+                f"{RTSP_SERVER} is not installed (apt-get install rtsp-server-perl; scripts/setup-dev does)"
+            )
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [
-                RTSP_SERVER,
-                "--clientport", str(self.read_port),
-                "--serverport", str(self.publish_port),
-                "--client_listen_address", "127.0.0.1",
-                "--source_listen_address", "127.0.0.1",
-                "--rtp_start_port", str(free_udp_range()),
-            ],
+            server_command(self.read_port, self.publish_port, free_udp_range()),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -122,9 +134,18 @@ def probe(url: str, timeout_s: float = 10.0, transport: str = "udp") -> dict[str
     try:
         result = subprocess.run(
             [
-                "ffprobe", "-v", "error", "-rtsp_transport", transport,
-                "-select_streams", "v:0", "-show_entries", "stream=codec_name,width,height",
-                "-of", "json", url,
+                "ffprobe",
+                "-v",
+                "error",
+                "-rtsp_transport",
+                transport,
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=codec_name,width,height",
+                "-of",
+                "json",
+                url,
             ],
             capture_output=True,
             timeout=timeout_s,

@@ -35,6 +35,7 @@ def agent_config(tmp_path: Path, **telemetry: float) -> AgentConfig:
         telemetry=TelemetrySettings(**telemetry) if telemetry else TelemetrySettings(interval_s=1.0),
         zeroconf_enabled=False,
         simulate=True,
+        streams=(),  # telemetry and devices only here; streams have their own tests
     )
 
 
@@ -56,7 +57,9 @@ def auth(agent: Agent) -> dict[str, str]:
     return {"Authorization": f"Bearer {agent.token}"}
 
 
-async def receive_until(ws: aiohttp.ClientWebSocketResponse, predicate: Any, timeout: float) -> dict[str, Any]:
+async def receive_until(
+    ws: aiohttp.ClientWebSocketResponse, predicate: Any, timeout: float
+) -> dict[str, Any]:
     """Read messages until one satisfies ``predicate``; fails the test after ``timeout`` seconds."""
 
     async def reader() -> dict[str, Any]:
@@ -92,7 +95,9 @@ async def test_every_route_refuses_a_missing_or_wrong_token(agent: Agent, header
 async def test_a_token_that_differs_only_in_its_last_character_is_refused(agent: Agent) -> None:
     almost = agent.token[:-1] + ("A" if agent.token[-1] != "A" else "B")
     async with aiohttp.ClientSession() as session:
-        async with session.get(base_url(agent) + "/api/v1/info", headers={"Authorization": f"Bearer {almost}"}) as r:
+        async with session.get(
+            base_url(agent) + "/api/v1/info", headers={"Authorization": f"Bearer {almost}"}
+        ) as r:
             assert r.status == 401
 
 
@@ -200,7 +205,7 @@ async def test_devices_lists_the_simulated_pi_platform_nodes_but_offers_none(age
 async def test_client_that_disconnects_mid_request_does_not_hurt_the_agent(agent: Agent) -> None:
     # Half a request, then gone; then a request whose response is never read.
     for payload in (b"GET /api/v1/info HTTP/1.1\r\nHost: x\r\nAuthor", _full_request(agent)):
-        reader, writer = await asyncio.open_connection("127.0.0.1", agent.port)
+        _, writer = await asyncio.open_connection("127.0.0.1", agent.port)
         writer.write(payload)
         await writer.drain()
         sock = writer.get_extra_info("socket")
@@ -212,7 +217,9 @@ async def test_client_that_disconnects_mid_request_does_not_hurt_the_agent(agent
 
 
 def _full_request(agent: Agent) -> bytes:
-    return (f"GET /api/v1/telemetry HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {agent.token}\r\n\r\n").encode()
+    return (
+        f"GET /api/v1/telemetry HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {agent.token}\r\n\r\n"
+    ).encode()
 
 
 # -- WebSocket ----------------------------------------------------------------------------------------------
@@ -222,12 +229,18 @@ async def test_websocket_says_hello_then_sends_state_then_pushes_telemetry(agent
     async with aiohttp.ClientSession(headers=auth(agent)) as session:
         async with session.ws_connect(base_url(agent) + "/api/v1/ws") as ws:
             hello = await asyncio.wait_for(ws.receive_json(), 5)
-            assert hello == {"type": "hello", "agent_id": agent.agent_id, "version": hello["version"],
-                             "api_version": API_VERSION}
+            assert hello == {
+                "type": "hello",
+                "agent_id": agent.agent_id,
+                "version": hello["version"],
+                "api_version": API_VERSION,
+            }
             first = await asyncio.wait_for(ws.receive_json(), 5)
             assert first["type"] == "telemetry"
             pushed = await receive_until(
-                ws, lambda m: m["type"] == "telemetry" and m["data"]["timestamp"] > first["data"]["timestamp"], 5
+                ws,
+                lambda m: m["type"] == "telemetry" and m["data"]["timestamp"] > first["data"]["timestamp"],
+                5,
             )
             assert "cma" in pushed["data"]
 
@@ -259,8 +272,11 @@ async def test_under_voltage_edge_is_pushed_the_moment_it_happens(agent: Agent) 
             # When the episode ends, the end edge follows with its duration.
             ended = await receive_until(
                 ws,
-                lambda m: m["type"] == "event" and m["event"]["type"] == "under_voltage"
-                and not m["event"]["data"]["active"],
+                lambda m: (
+                    m["type"] == "event"
+                    and m["event"]["type"] == "under_voltage"
+                    and not m["event"]["data"]["active"]
+                ),
                 10,
             )
             assert ended["event"]["data"]["duration_s"] > 0
@@ -303,9 +319,10 @@ async def test_websocket_client_vanishing_mid_stream_is_forgotten(agent: Agent) 
 async def test_two_clients_both_receive_an_event(agent: Agent) -> None:
     assert agent.simulation is not None
     async with aiohttp.ClientSession(headers=auth(agent)) as session:
-        async with session.ws_connect(base_url(agent) + "/api/v1/ws") as one, session.ws_connect(
-            base_url(agent) + "/api/v1/ws"
-        ) as two:
+        async with (
+            session.ws_connect(base_url(agent) + "/api/v1/ws") as one,
+            session.ws_connect(base_url(agent) + "/api/v1/ws") as two,
+        ):
             for ws in (one, two):
                 await receive_until(ws, lambda m: m["type"] == "telemetry", 5)
             agent.simulation.trigger_under_voltage(1.0)

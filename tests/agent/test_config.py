@@ -18,6 +18,7 @@ from pi_stream_agent.config import (
     load,
     validate,
 )
+from pi_stream_agent.streams.model import RtspSettings
 from tests.agent.helpers import REPO_ROOT
 
 
@@ -49,7 +50,7 @@ def test_defaults() -> None:
     assert config.port == 8190
     assert config.telemetry == TelemetrySettings(5.0, 2.0, 30.0)
     assert (config.zeroconf_enabled, config.zeroconf_name, config.simulate) == (True, None, False)
-    assert (config.root, config.streams, config.source) == (Path("/"), (), None)
+    assert (config.root, config.streams, config.source) == (Path("/"), None, None)
 
 
 def test_missing_default_file_means_defaults_but_an_explicit_one_does_not(tmp_path: Path) -> None:
@@ -75,8 +76,21 @@ zeroconf:
   name: Küche
 simulate: true
 root: /tmp
+rtsp:
+  publish_url: rtsp://127.0.0.1:8555
+  read_url: rtsp://camera-pi.local:8554
+  publish_transport: udp
+  read_username: viewer
+  read_password: secret
+rtsp_server:
+  command: [/usr/local/bin/mediamtx, /etc/mediamtx.yml]
 streams:
-  - name: front
+  - id: front
+    source: {type: test}
+    width: 640
+    height: 480
+    fps: 10
+    bitrate: 800k
 """,
     )
     assert load(path) == AgentConfig(
@@ -90,7 +104,30 @@ streams:
         zeroconf_name="Küche",
         simulate=True,
         root=Path("/tmp"),
-        streams=({"name": "front"},),
+        streams=(
+            {
+                "id": "front",
+                "name": None,
+                "source": {"type": "test", "pattern": "testsrc2"},
+                "width": 640,
+                "height": 480,
+                "fps": 10.0,
+                "bitrate": 800_000,
+                "keyframe_interval_s": 1.0,
+                "encoder": "auto",
+                "rtsp_path": "front",
+                "enabled": True,
+                "substream": None,
+            },
+        ),
+        rtsp=RtspSettings(
+            publish_url="rtsp://127.0.0.1:8555",
+            read_url="rtsp://camera-pi.local:8554",
+            publish_transport="udp",
+            read_username="viewer",
+            read_password="secret",
+        ),
+        rtsp_server_command=("/usr/local/bin/mediamtx", "/etc/mediamtx.yml"),
         source=path,
     )
     assert isinstance(load(path).telemetry.interval_s, float)
@@ -102,11 +139,17 @@ def test_the_shipped_example_holds_exactly_the_defaults() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "\n", "# nothing\n", "---\n", "listen:\ntelemetry:\nzeroconf:\nstreams:\n"]
+    "text", ["", "\n", "# nothing\n", "---\n", "listen:\ntelemetry:\nzeroconf:\nrtsp:\nrtsp_server:\n"]
 )
 def test_empty_file_and_empty_sections_mean_defaults(text: str, tmp_path: Path) -> None:
     path = config_file(tmp_path, text)
     assert dataclasses.replace(load(path), source=None) == AgentConfig()
+
+
+def test_an_empty_streams_section_means_no_streams_and_a_missing_one_means_unset(tmp_path: Path) -> None:
+    # Unset lets a simulated Pi show its test cameras; an empty list is a deliberate "no streams".
+    assert load(config_file(tmp_path, "streams:\n")).streams == ()
+    assert load(config_file(tmp_path, "simulate: true\n")).streams is None
 
 
 @pytest.mark.parametrize(
@@ -181,7 +224,10 @@ def test_zeroconf_name_length(tmp_path: Path) -> None:
         ("state_dir: 5\n", "state_dir: expected non-empty text, got 5"),
         ("simulate: 1\n", "simulate: expected true or false, got 1"),
         ("zeroconf:\n  enabled: 'no'\n", "zeroconf.enabled: expected true or false, got 'no'"),
-        ("streams: {front: 1}\n", "streams: expected a list of streams, got dict"),
+        (
+            "streams: {front: 1}\n",
+            "streams: expected a list of streams (each starting with `- id: …`), got dict",
+        ),
         ("telemetry: 5\n", "telemetry: expected a mapping of keys to values"),
         ("zeroconf:\n  enabled: true\n  extra: 1\n", "zeroconf.extra: unknown key (check the spelling"),
     ],

@@ -162,7 +162,7 @@ def test_interface_listing_failure_means_no_addresses_not_a_crash(monkeypatch: p
 
 def test_interface_addresses_match_the_kernels_list() -> None:
     psutil = pytest.importorskip("psutil")
-    import socket  # noqa: PLC0415
+    import socket
 
     expected = {
         entry.address

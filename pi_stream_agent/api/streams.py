@@ -1,0 +1,177 @@
+"""API v1 routes for streams: state, commands, configuration, snapshots and logs (docs/api.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from pi_stream_agent.api.errors import ApiError
+from pi_stream_agent.streams.config import Problem, StreamConfigError
+from pi_stream_agent.streams.manager import StreamManager, UnknownStreamError
+from pi_stream_agent.streams.snapshot import SnapshotError
+
+STREAMS_KEY = "pi_stream_streams"
+PREFIX = "/api/v1/streams"
+DEFAULT_LOG_LINES = 100
+MAX_LOG_LINES = 1000
+
+
+def _manager(request: web.Request) -> StreamManager:
+    manager: StreamManager = request.app[STREAMS_KEY]
+    return manager
+
+
+def _reader_host(request: web.Request) -> str:
+    # The RTSP server runs beside the agent: a client reaches it at the address it used to reach us.
+    return request.url.host or "127.0.0.1"
+
+
+def _stream_id(request: web.Request) -> str:
+    stream_id = request.match_info["stream_id"]
+    if stream_id not in _manager(request).ids():
+        raise ApiError(404, "stream_not_found", f"no stream {stream_id!r}; GET {PREFIX} lists them")
+    return stream_id
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {
+        "stream_id": problem.stream_id,
+        "field": problem.field or None,
+        "message": problem.message,
+        "severity": problem.severity,
+        "text": str(problem),
+    }
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read() or b"null")
+    except ValueError:
+        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(
+            400, "invalid_body", "the request body must be a JSON object (the stream's configuration)"
+        )
+    return body
+
+
+async def list_streams(request: web.Request) -> web.Response:
+    manager = _manager(request)
+    return web.json_response(
+        {
+            "streams": manager.statuses(reader_host=_reader_host(request)),
+            "read_credentials": manager.read_credentials(),
+        }
+    )
+
+
+async def get_stream(request: web.Request) -> web.Response:
+    stream_id = _stream_id(request)
+    return web.json_response(_manager(request).status(stream_id, reader_host=_reader_host(request)))
+
+
+async def command(request: web.Request) -> web.Response:
+    stream_id = _stream_id(request)
+    manager = _manager(request)
+    action = request.match_info["action"]
+    if action == "start":
+        manager.start_stream(stream_id)
+    elif action == "stop":
+        manager.stop_stream(stream_id)
+    else:
+        manager.restart_stream(stream_id)
+    return web.json_response({"stream_id": stream_id, "action": action, "accepted": True}, status=202)
+
+
+async def restart_all(request: web.Request) -> web.Response:
+    restarted = _manager(request).restart_all()
+    return web.json_response({"action": "restart", "streams": restarted, "accepted": True}, status=202)
+
+
+async def put_stream(request: web.Request) -> web.Response:
+    stream_id = request.match_info["stream_id"]
+    body = await _json_body(request)
+    if body.setdefault("id", stream_id) != stream_id:
+        raise ApiError(
+            400,
+            "id_mismatch",
+            f"the body's id {body['id']!r} differs from the URL's {stream_id!r}; they must match",
+        )
+    manager = _manager(request)
+    existed = stream_id in manager.ids()
+    try:
+        _, warnings = await manager.upsert(body)
+    except StreamConfigError as exc:
+        raise ApiError(
+            422,
+            "invalid_config",
+            str(exc),
+            problems=[_problem_json(problem) for problem in exc.problems],
+            warnings=[_problem_json(problem) for problem in exc.warnings],
+        ) from None
+    status = manager.status(stream_id, reader_host=_reader_host(request))
+    return web.json_response({"stream": status, "warnings": warnings}, status=200 if existed else 201)
+
+
+async def delete_stream(request: web.Request) -> web.Response:
+    stream_id = _stream_id(request)
+    try:
+        await _manager(request).remove(stream_id)
+    except UnknownStreamError:
+        raise ApiError(404, "stream_not_found", f"no stream {stream_id!r}") from None
+    return web.json_response({"stream_id": stream_id, "removed": True})
+
+
+async def validate_stream(request: web.Request) -> web.Response:
+    problems = _manager(request).validate(await _json_body(request))
+    return web.json_response(
+        {
+            "valid": not any(problem.is_error for problem in problems),
+            "problems": [_problem_json(problem) for problem in problems],
+        }
+    )
+
+
+async def snapshot(request: web.Request) -> web.Response:
+    stream_id = _stream_id(request)
+    try:
+        picture = await _manager(request).snapshot(stream_id)
+    except SnapshotError as exc:
+        status = 504 if exc.code == "timeout" else 503
+        raise ApiError(status, "snapshot_unavailable", exc.message, reason=exc.code) from None
+    return web.Response(
+        body=picture.jpeg,
+        content_type="image/jpeg",
+        headers={
+            "Cache-Control": "no-store",
+            "X-Snapshot-Taken-At": f"{picture.taken_at:.3f}",
+            "X-Snapshot-Size": f"{picture.width}x{picture.height}",
+        },
+    )
+
+
+async def logs(request: web.Request) -> web.Response:
+    stream_id = _stream_id(request)
+    raw = request.query.get("lines", str(DEFAULT_LOG_LINES))
+    try:
+        lines = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"lines must be a whole number, got {raw!r}") from None
+    if not 1 <= lines <= MAX_LOG_LINES:
+        raise ApiError(400, "invalid_parameter", f"lines must be between 1 and {MAX_LOG_LINES}, got {lines}")
+    return web.json_response({"stream_id": stream_id, "lines": _manager(request).logs(stream_id, lines)})
+
+
+def add_stream_routes(app: web.Application, manager: StreamManager) -> None:
+    app[STREAMS_KEY] = manager
+    app.router.add_get(PREFIX, list_streams)
+    app.router.add_post(f"{PREFIX}/restart", restart_all)
+    app.router.add_post(f"{PREFIX}/validate", validate_stream)
+    app.router.add_get(PREFIX + "/{stream_id}", get_stream)
+    app.router.add_put(PREFIX + "/{stream_id}", put_stream)
+    app.router.add_delete(PREFIX + "/{stream_id}", delete_stream)
+    app.router.add_post(PREFIX + "/{stream_id}/{action:start|stop|restart}", command)
+    app.router.add_get(PREFIX + "/{stream_id}/snapshot", snapshot)
+    app.router.add_get(PREFIX + "/{stream_id}/logs", logs)

@@ -1,0 +1,208 @@
+"""The data passed between the stream modules. No behaviour beyond small helpers."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+SourceKind = Literal["csi", "v4l2", "test"]
+# auto: hardware H.264 where the board has it (Pi 0–4), software otherwise (Pi 5), MJPEG pass-through
+# never chosen implicitly; hardware: insist on the VideoCore encoder; software: libx264; copy: pass the
+# card's compressed stream through untouched (MJPEG or H.264 capture cards).
+EncoderChoice = Literal["auto", "hardware", "software", "copy"]
+Encoding = Literal["hardware", "software", "copy"]
+Transport = Literal["tcp", "udp"]
+
+
+class StreamState(enum.StrEnum):
+    """What a user reads off a stream."""
+
+    STARTING = "starting"  # spawned, no frame published yet
+    RUNNING = "running"  # frames are flowing
+    STALLED = "stalled"  # alive but no new frame for the stall timeout; about to be restarted
+    BACKOFF = "backoff"  # exited or failed pre-flight; waiting before the next try
+    WAITING_FOR_DEVICE = "waiting_for_device"  # the camera/card is absent; starts when it returns
+    FAILED = "failed"  # cannot work without a person (e.g. rpicam-vid not installed); not retried
+    STOPPED = "stopped"  # stopped on request (API); enabled in config
+    DISABLED = "disabled"  # disabled in config
+
+
+class ExitCause(enum.StrEnum):
+    """Why a publisher exited (or was not started)."""
+
+    DEVICE_BUSY = "device_busy"  # another program holds the camera/card
+    DEVICE_GONE = "device_gone"  # the device vanished (unplugged)
+    CAMERA_NOT_FOUND = "camera_not_found"  # libcamera sees no such camera
+    BUFFER_ALLOCATION = "buffer_allocation"  # CMA / dma-heap exhausted
+    RTSP_UNREACHABLE = "rtsp_unreachable"  # the RTSP server refused or is down
+    ENCODER_ERROR = "encoder_error"  # the encoder failed to open or broke
+    EXECUTABLE_MISSING = "executable_missing"  # rpicam-vid/ffmpeg not installed
+    STALLED = "stalled"  # alive but frozen; restarted by the supervisor
+    KILLED = "killed"  # killed by a signal the agent did not send (OOM killer, a person)
+    STOPPED = "stopped"  # stopped on request
+    UNKNOWN = "unknown"
+
+
+# ------------------------------------------------------------------------------------------ configuration
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    kind: SourceKind
+    # csi: camera index (0, 1) or libcamera id path ("/base/soc/i2c0mux/i2c@1/imx708@1a")
+    camera: int | str | None = None
+    # v4l2: a stable path (/dev/v4l/by-id/…), a device id from GET /devices, or /dev/videoN
+    device: str | None = None
+    # v4l2: the capture format to ask the card for ("mjpeg", "yuyv422", "h264"); None = best available
+    input_format: str | None = None
+    # test: an ffmpeg lavfi test source ("testsrc2", "smptebars", "mandelbrot")
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class SubstreamConfig:
+    """A lower-resolution copy of the same camera, published at its own RTSP path."""
+
+    width: int
+    height: int
+    fps: float
+    bitrate: int  # bits per second
+    rtsp_path: str
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    id: str  # [a-z0-9_-], unique; also the default RTSP path
+    source: SourceConfig
+    width: int
+    height: int
+    fps: float
+    bitrate: int  # bits per second
+    rtsp_path: str
+    name: str | None = None  # shown in Home Assistant; the id when None
+    keyframe_interval_s: float = 1.0
+    encoder: EncoderChoice = "auto"
+    enabled: bool = True
+    substream: SubstreamConfig | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+@dataclass(frozen=True)
+class RtspSettings:
+    """Where publishers push and where Home Assistant reads."""
+
+    publish_url: str = "rtsp://127.0.0.1:8554"  # base URL; the stream's path is appended
+    read_url: str | None = None  # base URL for readers; None = publish_url with this Pi's address
+    publish_transport: Transport = "tcp"
+    read_transport: Transport = "tcp"
+    publish_username: str | None = None
+    publish_password: str | None = None
+    read_username: str | None = None
+    read_password: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolPaths:
+    rpicam_vid: str = "rpicam-vid"
+    ffmpeg: str = "ffmpeg"
+
+
+@dataclass(frozen=True)
+class PublishEnvironment:
+    """What the command builder needs to know beyond the stream's own config."""
+
+    rtsp: RtspSettings
+    hardware_h264_encoder: bool  # the bcm2835-codec encoder node exists (Pi 0–4)
+    soc: str | None = None  # "BCM2711", "BCM2712" (Pi 5: no hardware H.264 encoder)
+    device_path: str | None = None  # v4l2 sources: the resolved device node to open
+    tools: ToolPaths = ToolPaths()
+
+
+# ---------------------------------------------------------------------------------------------- pipelines
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str  # short label for logs: "rpicam-vid", "ffmpeg"
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    stream_id: str
+    processes: tuple[ProcessSpec, ...]  # stdout of each feeds stdin of the next
+    encoding: Encoding  # what encodes the main stream: hardware, software (libx264) or copy
+    main_url: str  # publish URL (may hold credentials: never log it, see redacted_argv)
+    sub_url: str | None = None
+    device_path: str | None = None  # the device node the pipeline opens, if any
+    # The last process is an ffmpeg writing ``-progress pipe:1`` key=value blocks to its stdout.
+    progress_process: int = -1
+
+
+@dataclass
+class Progress:
+    """What the publisher's ffmpeg reports about itself (``-progress``), updated about once a second."""
+
+    frames: int | None = None
+    fps: float | None = None
+    bitrate_bps: float | None = None
+    out_time_s: float | None = None
+    speed: float | None = None
+    updated_at: float | None = None  # time.monotonic() of the last block that advanced ``frames``
+    blocks: int = 0  # progress blocks received
+
+
+class LogRing:
+    """The last ``capacity`` stderr lines of a pipeline, each tagged with the process that wrote it."""
+
+    def __init__(self, capacity: int = 300) -> None:
+        self._lines: deque[tuple[float, str, str]] = deque(maxlen=capacity)
+
+    def append(self, process: str, line: str) -> None:
+        self._lines.append((time.time(), process, line))
+
+    def tail(self, count: int | None = None) -> list[tuple[float, str, str]]:
+        lines = list(self._lines)
+        return lines if count is None else lines[-count:] if count > 0 else []
+
+    def text_tail(self, count: int = 20) -> list[str]:
+        return [f"{process}: {line}" for _, process, line in self.tail(count)]
+
+    def clear(self) -> None:
+        self._lines.clear()
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+
+@dataclass(frozen=True)
+class ProcessExit:
+    name: str
+    pid: int
+    returncode: int | None  # None: still running when reaped (should not happen)
+    signal: int | None  # the signal that ended it, if any (returncode < 0)
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    """How a pipeline ended."""
+
+    processes: tuple[ProcessExit, ...]
+    first: str | None  # the process that exited first (the likely culprit)
+    runtime_s: float
+    requested: bool  # the agent stopped it (stop/restart/stall), as opposed to it dying
+    log_tail: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class PreflightResult:
+    ok: bool
+    cause: ExitCause | None = None
+    message: str | None = None
+    cma_free_bytes: int | None = None

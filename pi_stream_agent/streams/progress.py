@@ -1,0 +1,152 @@
+"""Pure parser for ffmpeg's ``-progress`` output: ``key=value`` lines, one block per report, each block
+ended by ``progress=continue`` (or ``progress=end`` when ffmpeg finishes).
+
+A block as ffmpeg 5.1 (Debian 12) writes it with ``-progress pipe:1 -stats_period 1``::
+
+    frame=16
+    fps=15.90
+    stream_0_0_q=19.0
+    bitrate= 646.0kbits/s
+    total_size=59220
+    out_time_us=733344
+    out_time_ms=733344
+    out_time=00:00:00.733344
+    dup_frames=0
+    drop_frames=0
+    speed=0.729x
+    progress=continue
+
+No I/O and no regex (this runs for every line the publisher reports, on a Pi Zero); odd values become
+None, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pi_stream_agent.streams.model import Progress
+
+# A key ffmpeg never repeats within one block; its arrival closes the block.
+_END_KEY = "progress"
+
+
+@dataclass(frozen=True)
+class ProgressBlock:
+    """One ``-progress`` report. None where ffmpeg wrote ``N/A``, left the key out, or wrote nonsense."""
+
+    frames: int | None
+    fps: float | None
+    bitrate_bps: float | None
+    out_time_s: float | None
+    speed: float | None
+    end: bool  # ``progress=end``: ffmpeg is finishing
+
+
+def parse_int(value: str) -> int | None:
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+def parse_float(value: str) -> float | None:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    # float() accepts "nan"/"inf"; neither means anything for a rate.
+    return number if math.isfinite(number) else None
+
+
+def parse_bitrate(value: str) -> float | None:
+    """``" 646.0kbits/s"`` → 646000.0 bits per second; ``N/A`` → None (ffmpeg prints ``%6.1fkbits/s``)."""
+    text = value.strip()
+    if not text.endswith("kbits/s"):
+        return None
+    kbits = parse_float(text[: -len("kbits/s")])
+    return None if kbits is None or kbits < 0 else kbits * 1000.0
+
+
+def parse_speed(value: str) -> float | None:
+    """``"0.729x"`` / ``"   1x"`` → 0.729 / 1.0; ``N/A`` → None."""
+    text = value.strip()
+    if not text.endswith("x"):
+        return None
+    speed = parse_float(text[:-1])
+    return None if speed is None or speed < 0 else speed
+
+
+def parse_out_time_us(value: str) -> float | None:
+    """Microseconds → seconds. ffmpeg writes a huge negative number before the first timestamp is
+    known (AV_NOPTS_VALUE arithmetic), so anything negative is "unknown"."""
+    micros = parse_int(value)
+    return None if micros is None or micros < 0 else micros / 1_000_000
+
+
+class ProgressParser:
+    """Feed it the lines of ffmpeg's ``-progress`` output; it returns a :class:`ProgressBlock` when a
+    block ends. Lines that are not ``key=value`` are ignored (an ffmpeg that prints something else on
+    the same stream must not break the reader)."""
+
+    def __init__(self) -> None:
+        self._fields: dict[str, str] = {}
+
+    def feed(self, line: str) -> ProgressBlock | None:
+        key, sep, value = line.partition("=")
+        if not sep:
+            return None
+        key = key.strip()
+        if key != _END_KEY:
+            # Bounded: a block has about a dozen keys, one per output stream more; garbage without
+            # a ``progress=`` line must not grow this forever.
+            if len(self._fields) < 64 or key in self._fields:
+                self._fields[key] = value
+            return None
+        fields, self._fields = self._fields, {}
+        return _block(fields, end=value.strip() == "end")
+
+
+def _block(fields: dict[str, str], *, end: bool) -> ProgressBlock:
+    out_time: float | None = None
+    if "out_time_us" in fields:
+        out_time = parse_out_time_us(fields["out_time_us"])
+    elif "out_time_ms" in fields:
+        # Despite its name ffmpeg writes microseconds here too (a long-standing ffmpeg quirk:
+        # out_time_ms == out_time_us); older builds only have this one.
+        out_time = parse_out_time_us(fields["out_time_ms"])
+    frame_text = fields.get("frame")
+    frames = parse_int(frame_text) if frame_text is not None else None
+    fps_text = fields.get("fps")
+    bitrate_text = fields.get("bitrate")
+    speed_text = fields.get("speed")
+    return ProgressBlock(
+        frames=frames if frames is None or frames >= 0 else None,
+        fps=parse_float(fps_text) if fps_text is not None else None,
+        bitrate_bps=parse_bitrate(bitrate_text) if bitrate_text is not None else None,
+        out_time_s=out_time,
+        speed=parse_speed(speed_text) if speed_text is not None else None,
+        end=end,
+    )
+
+
+def apply_block(progress: Progress, block: ProgressBlock, now: float) -> bool:
+    """Update ``progress`` in place from ``block``; returns True when the frame count advanced.
+
+    ``updated_at`` moves only when ``frames`` grows: a publisher whose input froze (a SIGSTOPped or
+    wedged producer) keeps reporting the same count — or nothing at all — and that is exactly what the
+    supervisor's stall watch looks for. A block without a frame count keeps the previous count, so a
+    single odd block cannot make the next normal one look like progress."""
+    progress.blocks += 1
+    progress.fps = block.fps
+    progress.bitrate_bps = block.bitrate_bps
+    progress.out_time_s = block.out_time_s
+    progress.speed = block.speed
+    if block.frames is None:
+        return False
+    previous = progress.frames
+    progress.frames = block.frames
+    advanced = block.frames > previous if previous is not None else block.frames > 0
+    if advanced:
+        progress.updated_at = now
+    return advanced

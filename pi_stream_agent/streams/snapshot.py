@@ -1,0 +1,404 @@
+"""JPEG snapshots decoded from the *published* stream, never from the camera.
+
+A camera (CSI or V4L2) can be opened by one process only, and that process is the publisher, so a
+snapshot reads the stream back from the RTSP server like any other client. One short ffmpeg run per
+snapshot decodes a single key frame and encodes it as JPEG:
+
+    ffmpeg -rtsp_transport <t> -timeout <µs> -probesize 32 -threads 1 -skip_frame nokey -i <url>
+           -frames:v 1 -an [-vf scale=…] -f image2pipe -c:v mjpeg -q:v 4 pipe:1
+
+Why each input option (measured with ffmpeg 5.1 against rtsp-server-perl, 320x240, GOP 1 s):
+
+* ``-skip_frame nokey``: the decoder drops every non-key frame without decoding it (4 s of a 15 fps,
+  GOP-15 stream decode to 4 frames instead of 51), so the picture is a clean key frame, never a
+  half-reconstructed P-frame, and the Pi spends no CPU on frames it throws away. A snapshot therefore
+  waits for the next key frame: its latency is bounded by the stream's key frame interval (1 s by default).
+* ``-probesize 32``: stream probing stops after the first packet; the H.264 parameters come from the
+  SDP (or from the key frame itself). Without it, probing with ``-skip_frame nokey`` never sees a decoded
+  frame, so ffmpeg reads the full 5 s analyze duration and returns a key frame that is ~5 s old, after
+  ~5.3 s instead of ~0.7 s.
+* ``-threads 1``: frame threading only adds a frame of delay and a decoder context per thread when we
+  decode a single frame.
+* ``-timeout``: ffmpeg's own socket I/O timeout (microseconds; ffmpeg >= 5.0 meaning) a little longer than
+  ours, so an ffmpeg orphaned by a SIGKILLed agent still gives up on a silent server by itself.
+
+Concurrency: requests for one stream share one ffmpeg run (single flight) and a result younger than
+``max_age_s`` is served from a cache, so ten dashboards asking at once cost one decode. A failure is
+cached only briefly, so a stream that just came back yields a snapshot quickly. ffmpeg runs in its own
+process group; a timeout or :meth:`SnapshotService.close` kills the group and reaps the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Final, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+_LOGGER = logging.getLogger(__name__)
+
+SnapshotErrorCode = Literal[
+    "stream_unavailable",  # the server refused, the path is not published, or no frame arrived
+    "unauthorized",  # the RTSP server rejected the read credentials (401/403)
+    "timeout",  # no key frame within timeout_s; ffmpeg was killed
+    "decode_failed",  # ffmpeg failed otherwise or produced something that is not a JPEG
+    "ffmpeg_missing",  # the ffmpeg executable is not installed / not executable
+    "closed",  # the service was closed while the request waited
+]
+
+# A failed decode is remembered this long (capped at the request's max age) so a burst of requests
+# against a dead stream does not spawn one ffmpeg each, yet a stream that comes back is seen quickly.
+FAILURE_TTL_S: Final = 1.0
+# Extra time ffmpeg's own I/O timeout gets beyond ours: ours should fire first and report "timeout".
+_FFMPEG_TIMEOUT_MARGIN_S: Final = 1.0
+_STDERR_KEEP: Final = 4000  # characters of ffmpeg's stderr kept for the error message
+_MESSAGE_MAX: Final = 300
+
+_SOI: Final = b"\xff\xd8"
+_EOI: Final = b"\xff\xd9"
+# Start-of-frame markers C0-CF carry the frame size, except DHT (C4), JPG (C8) and DAC (CC).
+_SOF_MARKERS: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers without a length field (ITU T.81 B.1.1.3): TEM, RST0-7, SOI, EOI.
+_STANDALONE_MARKERS: Final = frozenset({0x01, *range(0xD0, 0xDA)})
+_SOS: Final = 0xDA
+
+# Substrings of ffmpeg's last error lines, checked in order. ffmpeg prints e.g.
+# "rtsp://…/x: Server returned 404 Not Found", "…: Connection refused",
+# "…: Server returned 401 Unauthorized (authorization failed)", "Output file #0 does not contain any stream".
+_UNAUTHORIZED_HINTS: Final = ("401", "403", "Unauthorized", "Forbidden", "authorization failed")
+_UNAVAILABLE_HINTS: Final = (
+    "Server returned",
+    "method DESCRIBE failed",
+    "method SETUP failed",
+    "method PLAY failed",
+    "Connection refused",
+    "Connection timed out",
+    "Connection reset",
+    "No route to host",
+    "Network is unreachable",
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "does not contain any stream",
+    "End of file",
+)
+
+
+class SnapshotError(Exception):
+    """A snapshot could not be taken. ``code`` is machine-readable (see :data:`SnapshotErrorCode`),
+    ``message`` is for people and never contains credentials."""
+
+    def __init__(self, code: SnapshotErrorCode, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code: SnapshotErrorCode = code
+        self.message = message
+
+    def copy(self) -> SnapshotError:
+        """A fresh exception with the same content (re-raising one cached instance would pile up
+        tracebacks on it)."""
+        return SnapshotError(self.code, self.message)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    jpeg: bytes
+    taken_at: float  # time.time() when the JPEG arrived
+    width: int
+    height: int
+
+
+# ------------------------------------------------------------------------------------------ pure helpers
+
+
+def jpeg_dimensions(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first start-of-frame marker of a JPEG, or None if ``data`` is not a
+    JPEG, is truncated before the SOF, or declares a zero size. Never raises."""
+    if not data.startswith(_SOI):
+        return None
+    pos = 2
+    end = len(data)
+    while pos < end:
+        if data[pos] != 0xFF:
+            return None  # every segment starts with 0xFF: this is not a JPEG (or it is corrupt)
+        # Any number of 0xFF fill bytes may precede a marker (T.81 B.1.1.2).
+        while pos < end and data[pos] == 0xFF:
+            pos += 1
+        if pos >= end:
+            return None
+        marker = data[pos]
+        pos += 1
+        if marker in _STANDALONE_MARKERS:
+            continue
+        if pos + 2 > end:
+            return None
+        length = int.from_bytes(data[pos : pos + 2], "big")  # includes its own two bytes
+        if length < 2:
+            return None
+        if marker in _SOF_MARKERS:
+            # SOFn: length(2) precision(1) height(2) width(2) …
+            if length < 7 or pos + 7 > end:
+                return None
+            height = int.from_bytes(data[pos + 3 : pos + 5], "big")
+            width = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            # Height 0 means "defined later by a DNL marker"; no encoder we run does that.
+            return (width, height) if width and height else None
+        if marker == _SOS:
+            return None  # entropy-coded data follows: no SOF came before the scan
+        pos += length
+    return None
+
+
+def is_complete_jpeg(data: bytes) -> bool:
+    """Starts with SOI and ends with EOI: ffmpeg was not cut off half-way through the image."""
+    return len(data) >= 4 and data.startswith(_SOI) and data.endswith(_EOI)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user name and password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"  # IPv6 literal
+        netloc = f"{host}:{parts.port}" if parts.port is not None else host
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    except ValueError:
+        return "<invalid url>"
+
+
+def snapshot_argv(
+    ffmpeg: str, url: str, *, transport: str, timeout_s: float, max_width: int | None
+) -> list[str]:
+    """The ffmpeg command line for one snapshot (an argument list; never a shell)."""
+    io_timeout_us = int((timeout_s + _FFMPEG_TIMEOUT_MARGIN_S) * 1_000_000)
+    argv = [
+        ffmpeg,
+        "-hide_banner", "-nostdin", "-loglevel", "error",
+        "-rtsp_transport", transport,
+        "-timeout", str(io_timeout_us),
+        "-probesize", "32",
+        "-threads", "1",
+        "-skip_frame", "nokey",
+        "-i", url,
+        "-frames:v", "1",
+        "-an",
+    ]  # fmt: skip
+    if max_width is not None:
+        # Only ever shrink; -2 keeps the aspect ratio with an even height. Bilinear is plenty for a
+        # still and cheaper than the default bicubic on a Pi Zero.
+        argv += ["-vf", f"scale=w=min(iw\\,{int(max_width)}):h=-2:flags=bilinear"]
+    argv += ["-f", "image2pipe", "-c:v", "mjpeg", "-q:v", "4", "pipe:1"]
+    return argv
+
+
+def _last_line(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1][:_MESSAGE_MAX] if lines else ""
+
+
+def classify_failure(returncode: int | None, stdout: bytes, stderr: str, url: str) -> SnapshotError:
+    """Why an ffmpeg snapshot run that produced no valid JPEG failed. ``stderr`` and ``url`` must already
+    be redacted (the URL as it appears in ``stderr``)."""
+    last = _last_line(stderr)
+    if returncode == 0:
+        if not stdout:
+            return SnapshotError("stream_unavailable", last or "the stream ended before a key frame arrived")
+        return SnapshotError("decode_failed", f"ffmpeg output is not a complete JPEG ({len(stdout)} bytes)")
+    if returncode is not None and returncode < 0:
+        return SnapshotError("decode_failed", f"ffmpeg was killed by signal {-returncode}")
+    # Only the last few lines: an early warning must not decide the class of the final error.
+    tail = "\n".join(stderr.splitlines()[-3:])
+    if any(hint in tail for hint in _UNAUTHORIZED_HINTS):
+        return SnapshotError("unauthorized", last)
+    # "<url>: <reason>" is how ffmpeg reports that it could not open the input at all (e.g. a server
+    # that accepted the connection but answered nonsense: "Invalid data found when processing input").
+    if last.startswith(f"{url}: ") or any(hint in tail for hint in _UNAVAILABLE_HINTS):
+        return SnapshotError("stream_unavailable", last)
+    return SnapshotError("decode_failed", last or f"ffmpeg exited with status {returncode}")
+
+
+# ---------------------------------------------------------------------------------------------- service
+
+
+@dataclass(frozen=True)
+class _Cached:
+    url: str
+    result: Snapshot | SnapshotError
+    at: float  # loop.time() when the result was produced
+
+
+@dataclass(frozen=True)
+class _Flight:
+    url: str
+    task: asyncio.Task[Snapshot | SnapshotError]
+
+
+class SnapshotService:
+    """Snapshots for all streams: one ffmpeg run per stream at a time, results cached for ``max_age_s``."""
+
+    def __init__(
+        self,
+        *,
+        ffmpeg: str = "ffmpeg",
+        max_age_s: float = 2.0,
+        timeout_s: float = 8.0,
+        transport: str = "tcp",
+        max_width: int | None = None,
+    ) -> None:
+        self._ffmpeg = ffmpeg
+        self._max_age_s = max_age_s
+        self._timeout_s = timeout_s
+        self._transport = transport
+        self._max_width = max_width
+        self._cache: dict[str, _Cached] = {}
+        self._flights: dict[str, _Flight] = {}
+        # Every decode task still running, including ones detached by invalidate(): close() waits for all.
+        self._tasks: set[asyncio.Task[Snapshot | SnapshotError]] = set()
+        self._closed = False
+        self._runs = 0
+
+    @property
+    def runs(self) -> int:
+        """How many ffmpeg processes this service has started (for metrics and tests)."""
+        return self._runs
+
+    async def get(self, stream_id: str, read_url: str, *, max_age_s: float | None = None) -> Snapshot:
+        """A JPEG of ``stream_id`` no older than ``max_age_s`` (the service default when None).
+
+        Joins a decode already under way for the stream instead of starting another. Cancelling the
+        caller does not cancel the shared decode. Raises :class:`SnapshotError`."""
+        if self._closed:
+            raise SnapshotError("closed", "the snapshot service is closed")
+        loop = asyncio.get_running_loop()
+        max_age = self._max_age_s if max_age_s is None else max_age_s
+        cached = self._cache.get(stream_id)
+        if cached is not None and cached.url == read_url:
+            age = loop.time() - cached.at
+            if isinstance(cached.result, Snapshot):
+                if age <= max_age:
+                    return cached.result
+            elif age < min(FAILURE_TTL_S, max_age):
+                raise cached.result.copy()
+
+        flight = self._flights.get(stream_id)
+        if flight is None or flight.url != read_url:
+            flight = self._start(stream_id, read_url)
+        # asyncio.wait (unlike awaiting the task) leaves the task running when this caller is cancelled.
+        await asyncio.wait((flight.task,))
+        if flight.task.cancelled():
+            raise SnapshotError("closed", "the snapshot service was closed")
+        result = flight.task.result()
+        if isinstance(result, SnapshotError):
+            raise result.copy()
+        return result
+
+    def invalidate(self, stream_id: str) -> None:
+        """Forget the cached snapshot of ``stream_id`` (its publisher restarted). A decode under way keeps
+        serving the callers already waiting on it but its result is not cached; the next caller starts
+        a new decode."""
+        self._cache.pop(stream_id, None)
+        self._flights.pop(stream_id, None)
+
+    async def close(self) -> None:
+        """Cancel every decode, kill and reap its ffmpeg, and refuse further requests."""
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._flights.clear()
+        self._cache.clear()
+
+    # ------------------------------------------------------------------------------------------ internal
+
+    def _start(self, stream_id: str, url: str) -> _Flight:
+        task = asyncio.get_running_loop().create_task(self._decode(url), name=f"snapshot {stream_id}")
+        flight = _Flight(url, task)
+        self._flights[stream_id] = flight
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._finished(stream_id, flight, done))
+        return flight
+
+    def _finished(
+        self, stream_id: str, flight: _Flight, task: asyncio.Task[Snapshot | SnapshotError]
+    ) -> None:
+        self._tasks.discard(task)
+        if self._flights.get(stream_id) is not flight:
+            return  # invalidated (or superseded by another URL) while running: do not cache
+        del self._flights[stream_id]
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:  # a bug, not a stream problem: log it rather than cache it
+            _LOGGER.error("Snapshot of %s failed unexpectedly", stream_id, exc_info=exc)
+            return
+        self._cache[stream_id] = _Cached(flight.url, task.result(), task.get_loop().time())
+
+    async def _decode(self, url: str) -> Snapshot | SnapshotError:
+        """One ffmpeg run. Returns (not raises) a SnapshotError so every waiter can get its own copy."""
+        argv = snapshot_argv(
+            self._ffmpeg, url, transport=self._transport, timeout_s=self._timeout_s, max_width=self._max_width
+        )
+        started = time.monotonic()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                # Own process group: a timeout kills whatever ffmpeg may have become, and a Ctrl-C meant
+                # for the agent's terminal does not hit it half-way.
+                start_new_session=True,
+            )
+        except (FileNotFoundError, PermissionError) as err:
+            return SnapshotError("ffmpeg_missing", f"cannot run {self._ffmpeg}: {err.strerror}")
+        except OSError as err:
+            return SnapshotError("decode_failed", f"cannot start {self._ffmpeg}: {err.strerror or err}")
+        self._runs += 1
+        try:
+            try:
+                stdout, stderr_bytes = await asyncio.wait_for(proc.communicate(), self._timeout_s)
+            except TimeoutError:
+                return SnapshotError("timeout", f"no key frame within {self._timeout_s:g} s")
+        finally:
+            await _kill_and_reap(proc)
+        stderr = stderr_bytes[-_STDERR_KEEP:].decode("utf-8", "replace")
+        if url != (safe_url := redact_url(url)):
+            stderr = stderr.replace(url, safe_url)
+        elapsed = time.monotonic() - started
+        if proc.returncode == 0 and is_complete_jpeg(stdout):
+            size = jpeg_dimensions(stdout)
+            if size is not None:
+                _LOGGER.debug("Snapshot of %s: %d bytes in %.2f s", safe_url, len(stdout), elapsed)
+                return Snapshot(stdout, time.time(), size[0], size[1])
+            return SnapshotError("decode_failed", "ffmpeg output has no JPEG frame header")
+        error = classify_failure(proc.returncode, stdout, stderr, safe_url)
+        _LOGGER.debug("Snapshot of %s failed after %.2f s: %s", safe_url, elapsed, error)
+        return error
+
+
+async def _kill_and_reap(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL ffmpeg's process group if it still runs, then wait for it. A snapshot run has nothing to
+    flush, so there is no point in a polite SIGTERM first."""
+    if proc.returncode is None:
+        # Not reaped yet, so the pid (= process group id) cannot have been reused.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    # Reap even while our task is being cancelled (close()): shield the wait so no cancel can leave a
+    # zombie behind, then let the cancellation through.
+    waiter = asyncio.ensure_future(proc.wait())
+    cancelled = False
+    while not waiter.done():
+        try:
+            await asyncio.shield(waiter)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError

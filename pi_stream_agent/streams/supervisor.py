@@ -1,0 +1,466 @@
+"""One supervisor per stream: the state machine that keeps a publisher alive, and says why it is not.
+
+A supervisor runs one task that loops through: enabled? device present? pre-flight → spawn → watch (first
+frame → ``running``; no new frame for the stall timeout → ``stalled`` → restart) → exit → classify the
+cause → back off (or wait for the device, or give up when only a person can help) → again.
+
+Commands (start/stop/restart/new config/device changed) only set the wanted state and wake the task, so
+there is exactly one place that spawns or stops a pipeline and no race between two of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pi_stream_agent.events import EventBus
+from pi_stream_agent.streams.backoff import Backoff
+from pi_stream_agent.streams.causes import Classification, classify_exit
+from pi_stream_agent.streams.model import (
+    ExitCause,
+    ExitInfo,
+    LogRing,
+    PipelineSpec,
+    PreflightResult,
+    StreamConfig,
+    StreamState,
+)
+from pi_stream_agent.streams.process import PipelineProcess
+
+_LOGGER = logging.getLogger(__name__)
+
+# Causes that retrying cannot fix: the stream waits in ``failed`` until a person changes something.
+_PERMANENT = {ExitCause.EXECUTABLE_MISSING}
+# How often the RTSP server is re-probed while a stream waits for it (one TCP connect: cheap).
+RTSP_REPROBE_S = 1.0
+
+
+@dataclass(frozen=True)
+class SupervisorSettings:
+    # No new frame for this long while running → stalled. ffmpeg reports progress every second, so a
+    # freeze is caught within stall_timeout_s + 1 s.
+    stall_timeout_s: float = 3.0
+    # No first frame this long after spawning → stalled (cameras take 1-2 s to start; ffmpeg probing more).
+    startup_timeout_s: float = 15.0
+    stop_timeout_s: float = 3.0
+    log_lines: int = 300
+    exit_log_lines: int = 20
+
+
+@dataclass
+class LastExit:
+    at: float
+    cause: ExitCause
+    summary: str
+    evidence: str | None
+    process: str | None
+    exit_code: int | None
+    signal: str | None
+    runtime_s: float
+    log_tail: list[str]
+    cma_free_bytes: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": round(self.at, 3),
+            "cause": str(self.cause),
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "process": self.process,
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "runtime_s": round(self.runtime_s, 3),
+            "cma_free_bytes": self.cma_free_bytes,
+        }
+
+
+@dataclass
+class SupervisorHooks:
+    """What a supervisor needs from the agent, as plain callables (tests pass their own)."""
+
+    build_spec: Callable[[StreamConfig], PipelineSpec]
+    preflight: Callable[[StreamConfig, PipelineSpec], Awaitable[PreflightResult]]
+    device_present: Callable[[StreamConfig], bool]
+    rtsp_reachable: Callable[[], Awaitable[bool]]
+    cma_free_bytes: Callable[[], int | None]
+    on_pids: Callable[[str, dict[str, int]], None] = lambda stream_id, pids: None
+    marker: Callable[[str], str] = lambda stream_id: stream_id
+    process_factory: Callable[..., PipelineProcess] = PipelineProcess
+    backoff_factory: Callable[[], Backoff] = Backoff
+    clock: Callable[[], float] = time.time
+
+
+@dataclass
+class _Wanted:
+    running: bool = True  # False after an API stop; True after start/restart
+    restart: bool = False  # restart the current pipeline now
+    generation: int = 0  # bumped on every command, so waits notice
+
+
+class StreamSupervisor:
+    def __init__(
+        self,
+        config: StreamConfig,
+        hooks: SupervisorHooks,
+        bus: EventBus,
+        settings: SupervisorSettings | None = None,
+    ) -> None:
+        self.config = config
+        self._hooks = hooks
+        self._bus = bus
+        self._settings = settings or SupervisorSettings()
+        self.log = LogRing(self._settings.log_lines)
+        self.state = StreamState.DISABLED if not config.enabled else StreamState.STARTING
+        self.message: str | None = None
+        self.cause: ExitCause | None = None
+        self.restart_count = 0
+        self.running_since: float | None = None  # wall clock, when frames started flowing
+        self.next_retry_at: float | None = None
+        self.last_exit: LastExit | None = None
+        self.spec: PipelineSpec | None = None
+        self._process: PipelineProcess | None = None
+        self._wanted = _Wanted()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._backoff = hooks.backoff_factory()
+
+    # -- commands ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"pi_stream stream {self.config.id}")
+
+    async def close(self) -> None:
+        """Stop the pipeline and the supervisor for good (agent shutdown or stream removed)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._stop_process()
+
+    def request_start(self) -> None:
+        self._wanted.running = True
+        self._backoff.reset()
+        self._poke()
+
+    def request_stop(self) -> None:
+        self._wanted.running = False
+        self._poke()
+
+    def request_restart(self) -> None:
+        self._wanted.running = True
+        self._wanted.restart = True
+        self._backoff.reset()
+        self._poke()
+
+    def update_config(self, config: StreamConfig) -> None:
+        changed = config != self.config
+        self.config = config
+        if changed:
+            self._wanted.restart = True
+            self._backoff.reset()
+        self._poke()
+
+    def device_changed(self) -> None:
+        """A capture device came or went: re-check at once (a returning card starts within the debounce)."""
+        if self.state in (StreamState.WAITING_FOR_DEVICE, StreamState.BACKOFF):
+            self._backoff.reset()
+        self._poke()
+
+    def _poke(self) -> None:
+        self._wanted.generation += 1
+        self._wake.set()
+
+    # -- the loop ----------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._one_round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                _LOGGER.exception("Stream %s: supervisor error", self.config.id)
+                self._set_state(StreamState.BACKOFF, ExitCause.UNKNOWN, f"internal error: {exc}")
+                await self._sleep(5.0)
+
+    async def _one_round(self) -> None:
+        self._wanted.restart = False
+        if not self.config.enabled:
+            self._set_state(StreamState.DISABLED, None, "disabled in the configuration")
+            await self._wait_for_command()
+            return
+        if not self._wanted.running:
+            self._set_state(StreamState.STOPPED, ExitCause.STOPPED, "stopped on request")
+            await self._wait_for_command()
+            return
+        if not self._hooks.device_present(self.config):
+            self._set_state(StreamState.WAITING_FOR_DEVICE, ExitCause.DEVICE_GONE, self._device_message())
+            await self._wait_for_command()
+            return
+        try:
+            spec = self._hooks.build_spec(self.config)
+        except ValueError as exc:
+            self._set_state(
+                StreamState.FAILED, ExitCause.UNKNOWN, f"cannot build the publisher command: {exc}"
+            )
+            await self._wait_for_command()
+            return
+        self.spec = spec
+        check = await self._hooks.preflight(self.config, spec)
+        if not check.ok:
+            await self._after_failed_preflight(check)
+            return
+        await self._run_pipeline(spec)
+
+    async def _after_failed_preflight(self, check: PreflightResult) -> None:
+        cause = check.cause or ExitCause.UNKNOWN
+        message = (
+            f"not started: {check.message}" if check.message else "not started (pre-flight check failed)"
+        )
+        if cause is ExitCause.DEVICE_GONE:
+            self._set_state(StreamState.WAITING_FOR_DEVICE, cause, message)
+            await self._wait_for_command()
+            return
+        self._record_exit_without_process(cause, message, check.cma_free_bytes)
+        await self._back_off(cause, message)
+
+    async def _run_pipeline(self, spec: PipelineSpec) -> None:
+        self.log.append("agent", f"starting: {' '.join(p.name for p in spec.processes)}")
+        process = self._hooks.process_factory(
+            spec,
+            log=self.log,
+            marker=self._hooks.marker(self.config.id),
+            stop_timeout_s=self._settings.stop_timeout_s,
+        )
+        self._process = process
+        self.running_since = None
+        self._set_state(StreamState.STARTING, None, "starting the publisher")
+        try:
+            await process.start()
+        except OSError as exc:
+            self._process = None
+            cause = ExitCause.EXECUTABLE_MISSING if isinstance(exc, FileNotFoundError) else ExitCause.UNKNOWN
+            message = f"cannot start {exc.filename or 'the publisher'}: {exc.strerror or exc}"
+            self.log.append("agent", message)
+            self._record_exit_without_process(cause, message, None)
+            if cause in _PERMANENT:
+                self._set_state(StreamState.FAILED, cause, message)
+                await self._wait_for_command()
+            else:
+                await self._back_off(cause, message)
+            return
+        self._hooks.on_pids(self.config.id, dict(process.pids))
+        self._backoff.record_start(time.monotonic())
+        info, stalled = await self._watch(process)
+        self._process = None
+        self._hooks.on_pids(self.config.id, {})
+        self._backoff.record_exit(time.monotonic())
+        await self._after_exit(info, stalled)
+
+    async def _watch(self, process: PipelineProcess) -> tuple[ExitInfo, bool]:
+        """Until the pipeline ends or must be ended: returns how it ended and whether it was frozen."""
+        exited = asyncio.ensure_future(process.wait())
+        woke: asyncio.Task[Literal[True]] | None = None
+        spawned = time.monotonic()
+        try:
+            while True:
+                generation = self._wanted.generation
+                self._wake.clear()
+                woke = asyncio.create_task(self._wake.wait())
+                done, _ = await asyncio.wait({exited, woke}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                woke.cancel()
+                if exited in done:
+                    return exited.result(), False
+                if generation != self._wanted.generation and (
+                    self._wanted.restart or not self._wanted.running or not self.config.enabled
+                ):
+                    return await process.stop(), False
+                now = time.monotonic()
+                progress = process.progress
+                if progress.updated_at is not None:
+                    if self.state is not StreamState.RUNNING:
+                        self.running_since = self._hooks.clock()
+                        self._set_state(StreamState.RUNNING, None, None)
+                    if now - progress.updated_at > self._settings.stall_timeout_s:
+                        return await self._stall(
+                            process, f"no new frame for {now - progress.updated_at:.1f} s"
+                        )
+                elif now - spawned > self._settings.startup_timeout_s:
+                    timeout = self._settings.startup_timeout_s
+                    return await self._stall(process, f"no frame within {timeout:g} s of start")
+        finally:
+            for future in (woke, exited):
+                if future is not None and not future.done():
+                    future.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await future
+
+    async def _stall(self, process: PipelineProcess, why: str) -> tuple[ExitInfo, bool]:
+        self.log.append("agent", f"stalled: {why}; restarting")
+        self._set_state(StreamState.STALLED, ExitCause.STALLED, f"stalled: {why}")
+        info = await process.stop()
+        return info, True
+
+    async def _after_exit(self, info: ExitInfo, stalled: bool) -> None:
+        self.running_since = None
+        if info.requested and not stalled:
+            # Stopped by a command: the loop decides what comes next (stopped, restart, new config…).
+            self.log.append("agent", "stopped on request")
+            return
+        verdict = classify_exit(info, stalled=stalled)
+        cma_free = self._hooks.cma_free_bytes() if verdict.cause is ExitCause.BUFFER_ALLOCATION else None
+        self._record_exit(info, verdict, cma_free)
+        self.restart_count += 1
+        if verdict.cause in _PERMANENT:
+            self._set_state(StreamState.FAILED, verdict.cause, verdict.summary)
+            await self._wait_for_command()
+            return
+        if verdict.cause is ExitCause.DEVICE_GONE or not self._hooks.device_present(self.config):
+            self._set_state(StreamState.WAITING_FOR_DEVICE, ExitCause.DEVICE_GONE, self._device_message())
+            await self._wait_for_command()
+            return
+        await self._back_off(verdict.cause, verdict.summary)
+
+    async def _back_off(self, cause: ExitCause, message: str) -> None:
+        delay = self._backoff.next_delay()
+        self.next_retry_at = self._hooks.clock() + delay
+        self._set_state(StreamState.BACKOFF, cause, message)
+        try:
+            if cause is ExitCause.RTSP_UNREACHABLE:
+                await self._wait_for_rtsp(delay)
+            else:
+                await self._sleep(delay)
+        finally:
+            self.next_retry_at = None
+
+    async def _wait_for_rtsp(self, delay: float) -> None:
+        """Wait out the back-off, but start as soon as the server answers again: a restarted MediaMTX
+        should not leave every camera dark for the rest of a long back-off."""
+        deadline = time.monotonic() + delay
+        while (remaining := deadline - time.monotonic()) > 0:
+            if await self._sleep(min(RTSP_REPROBE_S, remaining)):
+                return
+            if await self._hooks.rtsp_reachable():
+                return
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep, or return early (True) when a command arrives."""
+        generation = self._wanted.generation
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.0))
+        return generation != self._wanted.generation
+
+    async def _wait_for_command(self) -> None:
+        self._wake.clear()
+        await self._wake.wait()
+
+    async def _stop_process(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            await process.stop()
+            self._hooks.on_pids(self.config.id, {})
+
+    # -- bookkeeping -------------------------------------------------------------------------------------
+
+    def _device_message(self) -> str:
+        device = self.config.source.device or self.config.source.camera
+        return f"waiting for {device} to be connected"
+
+    def _record_exit(self, info: ExitInfo, verdict: Classification, cma_free: int | None) -> None:
+        culprit = next((p for p in info.processes if p.name == info.first), None)
+        self.last_exit = LastExit(
+            at=self._hooks.clock(),
+            cause=verdict.cause,
+            summary=verdict.summary,
+            evidence=verdict.evidence,
+            process=info.first,
+            exit_code=culprit.returncode if culprit is not None and culprit.signal is None else None,
+            signal=signal.Signals(culprit.signal).name if culprit is not None and culprit.signal else None,
+            runtime_s=info.runtime_s,
+            log_tail=list(info.log_tail),
+            cma_free_bytes=cma_free,
+        )
+        self._publish_exit()
+
+    def _record_exit_without_process(self, cause: ExitCause, message: str, cma_free: int | None) -> None:
+        self.last_exit = LastExit(
+            at=self._hooks.clock(),
+            cause=cause,
+            summary=message,
+            evidence=None,
+            process=None,
+            exit_code=None,
+            signal=None,
+            runtime_s=0.0,
+            log_tail=self.log.text_tail(self._settings.exit_log_lines),
+            cma_free_bytes=cma_free,
+        )
+        self._publish_exit()
+
+    def _publish_exit(self) -> None:
+        assert self.last_exit is not None
+        self._bus.publish(
+            "stream_exit",
+            {"stream_id": self.config.id, **self.last_exit.to_json(), "log_tail": self.last_exit.log_tail},
+        )
+
+    def _set_state(self, state: StreamState, cause: ExitCause | None, message: str | None) -> None:
+        previous = self.state
+        changed = (state, cause, message) != (self.state, self.cause, self.message)
+        self.state, self.cause, self.message = state, cause, message
+        if not changed:
+            return
+        if previous is not state:
+            _LOGGER.info(
+                "Stream %s: %s → %s%s", self.config.id, previous, state, f" ({message})" if message else ""
+            )
+        self._bus.publish(
+            "stream_state",
+            {
+                "stream_id": self.config.id,
+                "state": str(state),
+                "previous": str(previous),
+                "cause": str(cause) if cause is not None else None,
+                "message": message,
+                "restart_count": self.restart_count,
+                "next_retry_at": round(self.next_retry_at, 3) if self.next_retry_at else None,
+            },
+        )
+
+    # -- status ------------------------------------------------------------------------------------------
+
+    @property
+    def process(self) -> PipelineProcess | None:
+        return self._process
+
+    def status(self) -> dict[str, Any]:
+        now = self._hooks.clock()
+        progress = self._process.progress if self._process is not None else None
+        running = self.state is StreamState.RUNNING
+        return {
+            "id": self.config.id,
+            "name": self.config.display_name,
+            "enabled": self.config.enabled,
+            "state": str(self.state),
+            "cause": str(self.cause) if self.cause is not None else None,
+            "message": self.message,
+            "encoding": self.spec.encoding if self.spec is not None else None,
+            "restart_count": self.restart_count,
+            "running_since": round(self.running_since, 3) if self.running_since else None,
+            "uptime_s": round(now - self.running_since, 1) if self.running_since and running else None,
+            "next_retry_at": round(self.next_retry_at, 3) if self.next_retry_at else None,
+            "next_retry_in_s": round(max(self.next_retry_at - now, 0.0), 1) if self.next_retry_at else None,
+            "fps": progress.fps if progress is not None and running else None,
+            "bitrate_bps": progress.bitrate_bps if progress is not None and running else None,
+            "frames": progress.frames if progress is not None else None,
+            "pids": dict(self._process.pids) if self._process is not None else {},
+            "last_exit": self.last_exit.to_json() if self.last_exit is not None else None,
+        }
