@@ -178,12 +178,17 @@ class _Baseline:
 class ProcessWatch:
     """Named processes to report: always ``"agent"`` (this process), plus publishers the streams code tracks.
 
+    The agent and its publishers are processes of this machine, read from the real ``/proc`` even when the
+    telemetry root is a fixture tree or the simulated Pi. ``read_from_root=True`` reads tracked pids below
+    the root instead (tests of the parser against a fixture /proc).
+
     RSS comes from field 24 of /proc/<pid>/stat (the same counter as statm's ``resident``) so each process
     costs one file read per sample. ``page_size`` only matters for pids read from a fixture tree; the agent
     itself always uses the real page size.
     """
 
     page_size: int = PAGE_SIZE
+    read_from_root: bool = False
     _pids: dict[str, int] = field(default_factory=dict)
     _baselines: dict[str, _Baseline] = field(default_factory=dict)
 
@@ -208,8 +213,9 @@ class ProcessWatch:
         # os.getpid() each time: cheap, and right even if the agent was forked after construction.
         agent = self._sample_one(AGENT, os.getpid(), _REAL_ROOT, page_size=PAGE_SIZE, gaps=gaps, now=now)
         result: dict[str, dict[str, Any]] = {AGENT: agent}
+        where, page_size = (root, self.page_size) if self.read_from_root else (_REAL_ROOT, PAGE_SIZE)
         for name, pid in list(self._pids.items()):
-            result[name] = self._sample_one(name, pid, root, page_size=self.page_size, gaps=gaps, now=now)
+            result[name] = self._sample_one(name, pid, where, page_size=page_size, gaps=gaps, now=now)
         return result
 
     def _sample_one(

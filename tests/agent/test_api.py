@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -331,3 +332,35 @@ async def test_two_clients_both_receive_an_event(agent: Agent) -> None:
                     ws, lambda m: m["type"] == "event" and m["event"]["type"] == "under_voltage", 5
                 )
                 assert event["event"]["data"]["active"] is True
+
+
+async def test_a_capture_card_plugged_in_reaches_websocket_clients(tmp_path: Path) -> None:
+    # The agent reads a Pi 4 fixture tree; plugging a card in is what the kernel does: /dev node + sysfs.
+    from tests.agent.helpers import FixtureTree
+    from tests.agent.pi_trees import PI4_CARD, add_usb_card, build_pi4_platform, remove_node
+
+    tree = FixtureTree(tmp_path / "root")
+    build_pi4_platform(tree)
+    config = dataclasses.replace(agent_config(tmp_path), simulate=False, root=tree.base)
+    agent = Agent(config)
+    await agent.start()
+    try:
+        async with aiohttp.ClientSession(headers=auth(agent)) as session:
+            async with session.ws_connect(base_url(agent) + "/api/v1/ws") as ws:
+                await receive_until(ws, lambda m: m["type"] == "telemetry", 5)
+                add_usb_card(tree, PI4_CARD, "video2", "video3", by_id="usb-534d_USB_Video")
+                added = await receive_until(
+                    ws, lambda m: m["type"] == "event" and m["event"]["type"] == "device_added", 5
+                )
+                assert added["event"]["data"]["device"]["path"] == "/dev/video2"
+                async with session.get(base_url(agent) + "/api/v1/devices") as response:
+                    listed = (await response.json())["capture_devices"]
+                assert [device["path"] for device in listed] == ["/dev/video2"]
+                remove_node(tree, "video2")
+                remove_node(tree, "video3")
+                removed = await receive_until(
+                    ws, lambda m: m["type"] == "event" and m["event"]["type"] == "device_removed", 5
+                )
+                assert removed["event"]["data"]["device"]["id"] == added["event"]["data"]["device"]["id"]
+    finally:
+        await agent.stop()

@@ -147,6 +147,14 @@ async def test_test_pattern_with_substream_comes_up_and_is_readable(
         "sub": f"{rtsp_server.read_base}/cam1_sub",
     }
     assert status["fps"] is not None and status["fps"] > 5
+    # The encoder's cost is visible: each publisher's CPU and memory in telemetry and in the stream.
+    sample = await agent.telemetry()
+    await asyncio.sleep(1.1)
+    sample = await agent.telemetry()
+    usage = sample["processes"]["cam1/ffmpeg"]
+    assert usage["pid"] == status["pids"]["ffmpeg"]
+    assert usage["rss_bytes"] > 1_000_000 and usage["cpu_percent"] is not None
+    assert agent.streams.status("cam1", reader_host="x")["publishers"]["ffmpeg"]["pid"] == usage["pid"]
 
 
 async def test_killed_publisher_comes_back_readable(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -164,7 +166,7 @@ def test_agent_is_always_there_and_real(tree: FixtureTree) -> None:
 
 
 def test_tracked_process_from_fixture_tree(tree: FixtureTree) -> None:
-    watch = ProcessWatch(page_size=4096)
+    watch = ProcessWatch(read_from_root=True, page_size=4096)
     watch.track("cam0", 1234)
     stat = pid_stat(1234, "rpicam-vid", utime=1000, stime=200, starttime=5000, rss=3000)
     tree.write("proc/1234/stat", stat)
@@ -196,7 +198,7 @@ def test_vanished_process_is_not_an_error(tree: FixtureTree) -> None:
 
 
 def test_process_exits_between_samples(tree: FixtureTree) -> None:
-    watch = ProcessWatch()
+    watch = ProcessWatch(read_from_root=True)
     watch.track("cam0", 77)
     tree.write("proc/77/stat", pid_stat(77, "ffmpeg", utime=10, stime=0, starttime=1, rss=10))
     watch.sample(Root(tree.base), Gaps(), now=1.0)
@@ -207,7 +209,7 @@ def test_process_exits_between_samples(tree: FixtureTree) -> None:
 
 
 def test_pid_reused_by_another_process(tree: FixtureTree) -> None:
-    watch = ProcessWatch()
+    watch = ProcessWatch(read_from_root=True)
     watch.track("cam0", 77)
     tree.write("proc/77/stat", pid_stat(77, "ffmpeg", utime=500, stime=0, starttime=1000, rss=10))
     watch.sample(Root(tree.base), Gaps(), now=1.0)
@@ -219,7 +221,7 @@ def test_pid_reused_by_another_process(tree: FixtureTree) -> None:
 
 
 def test_track_new_pid_restarts_baseline(tree: FixtureTree) -> None:
-    watch = ProcessWatch()
+    watch = ProcessWatch(read_from_root=True)
     watch.track("cam0", 10)
     tree.write("proc/10/stat", pid_stat(10, "a", utime=100, stime=0, starttime=1, rss=1))
     tree.write("proc/11/stat", pid_stat(11, "a", utime=5, stime=0, starttime=2, rss=1))
@@ -246,7 +248,7 @@ def test_untrack_and_reserved_name(tree: FixtureTree) -> None:
 
 
 def test_garbage_and_unreadable_pid_stat(tree: FixtureTree) -> None:
-    watch = ProcessWatch()
+    watch = ProcessWatch(read_from_root=True)
     watch.track("bad", 5)
     watch.track("dir", 6)
     tree.write("proc/5/stat", "\x00\x01 garbage")
@@ -345,3 +347,17 @@ def test_system_reader_real_machine() -> None:
     assert cpu["count"] == os.cpu_count()
     assert 0.0 < cpu["percent"] <= 100.0  # this test kept one CPU busy
     assert cpu["load_1"] >= 0.0
+
+
+def test_publishers_are_read_from_the_real_proc_even_below_a_fixture_root(tree: FixtureTree) -> None:
+    # The streams code tracks real child processes; the telemetry root may be the simulated Pi's tree.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        watch = ProcessWatch()
+        watch.track("cam0/ffmpeg", child.pid)
+        sample = watch.sample(Root(tree.base), Gaps(), now=1.0)["cam0/ffmpeg"]
+        assert sample["pid"] == child.pid
+        assert sample["rss_bytes"] is not None and sample["rss_bytes"] > 0  # below the tree it would be None
+    finally:
+        child.kill()
+        child.wait()
