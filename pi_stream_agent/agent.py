@@ -19,6 +19,7 @@ from aiohttp import web
 
 from pi_stream_agent import API_VERSION, __version__
 from pi_stream_agent.api.server import create_app
+from pi_stream_agent.api.simulation import add_simulation_routes
 from pi_stream_agent.api.streams import add_stream_routes
 from pi_stream_agent.api.websocket import WebSocketHub
 from pi_stream_agent.config import AgentConfig
@@ -217,6 +218,8 @@ class Agent:
         app = create_app(self, self.hub)
         assert self.streams is not None
         add_stream_routes(app, self.streams)
+        if self.simulation is not None:
+            add_simulation_routes(app, self.simulation)
         # aiohttp >= 3.9 takes the shutdown timeout on the runner (and warns when given to the site);
         # aiohttp 3.8 (Debian 12) only on the site, and would pass a runner keyword to each connection.
         if _AIOHTTP_VERSION >= (3, 9):

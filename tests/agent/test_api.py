@@ -364,3 +364,33 @@ async def test_a_capture_card_plugged_in_reaches_websocket_clients(tmp_path: Pat
                 assert removed["event"]["data"]["device"]["id"] == added["event"]["data"]["device"]["id"]
     finally:
         await agent.stop()
+
+
+async def test_simulation_route_triggers_an_under_voltage_episode(agent: Agent) -> None:
+    async with aiohttp.ClientSession(headers=auth(agent)) as session:
+        async with session.ws_connect(base_url(agent) + "/api/v1/ws") as ws:
+            await receive_until(ws, lambda m: m["type"] == "telemetry", 5)
+            url = base_url(agent) + "/api/v1/simulation/under_voltage"
+            async with session.post(url, json={"duration_s": "long"}) as response:
+                assert response.status == 400
+            async with session.post(url, json={"duration_s": 1}) as response:
+                assert response.status == 202
+            event = await receive_until(
+                ws, lambda m: m["type"] == "event" and m["event"]["type"] == "under_voltage", 5
+            )
+            assert event["event"]["data"]["active"] is True
+
+
+async def test_simulation_route_does_not_exist_on_a_real_pi(tmp_path: Path) -> None:
+    from tests.agent.helpers import FixtureTree
+
+    tree = FixtureTree(tmp_path / "root")
+    tree.write("proc/meminfo", "MemTotal: 1000 kB\n")
+    real = Agent(dataclasses.replace(agent_config(tmp_path), simulate=False, root=tree.base))
+    await real.start()
+    try:
+        async with aiohttp.ClientSession(headers=auth(real)) as session:
+            async with session.post(base_url(real) + "/api/v1/simulation/under_voltage") as response:
+                assert response.status == 404
+    finally:
+        await real.stop()
