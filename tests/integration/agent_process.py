@@ -163,7 +163,7 @@ class AgentProcess:
             method=method,
             headers={"Authorization": f"Bearer {token or self.token}", "Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback http only
+        with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read() or b"null")
 
     def wait_streams_running(self, timeout_s: float = 30.0) -> dict[str, Any]:
