@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from homeassistant.core import callback
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
@@ -85,6 +86,15 @@ def async_add_stream_entities(
 
     @callback
     def add_new() -> None:
+        if gone := known.difference(coordinator.data.streams):
+            # A stream removed with its device (options flow) may come back under the same id: new entities.
+            devices = dr.async_get(coordinator.hass)
+            agent_id = coordinator.data.info.agent_id
+            known.difference_update(
+                stream_id
+                for stream_id in gone
+                if devices.async_get_device(identifiers={(DOMAIN, f"{agent_id}_{stream_id}")}) is None
+            )
         new = [stream_id for stream_id in coordinator.data.streams if stream_id not in known]
         if not new:
             return

@@ -241,6 +241,7 @@ class StreamManager:
             {
                 "config": to_json(config),
                 "urls": urls,
+                "read_transport": self._rtsp.read_transport,  # what a reader of ``urls`` should use
                 "software_encoded": spec.encoding == "software" if spec is not None else None,
                 "publishers": self._publisher_usage(stream_id),
             }

@@ -1,0 +1,207 @@
+"""Binary sensors: the Pi's throttle flags (under-voltage, frequency capped, throttled, soft temperature
+limit, and their "has occurred" variants), the push connection, and a problem flag per stream.
+
+Flags are written the moment they change — pushed events update the coordinator at once — and only then:
+an unchanged flag costs neither a state write nor a recorder row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.binary_sensor import (
+    BinarySensorDeviceClass,
+    BinarySensorEntity,
+    BinarySensorEntityDescription,
+)
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .coordinator import AgentState, PiStreamConfigEntry, PiStreamCoordinator
+from .entity import PiStreamEntity, PiStreamStreamEntity, async_add_stream_entities
+
+PARALLEL_UPDATES = 0
+
+# A stream has a problem while it is not delivering and the agent is not simply starting it or holding it
+# stopped on purpose: backing off after a failure, stalled, waiting for an unplugged card, or given up on.
+PROBLEM_STATES = frozenset({"backoff", "stalled", "waiting_for_device", "failed"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class PiStreamBinarySensorEntityDescription(BinarySensorEntityDescription):
+    """``value_fn(state, subject)``: subject is "" for the Pi, the stream id for stream sensors."""
+
+    value_fn: Callable[[AgentState, str], bool | None]
+    attributes_fn: Callable[[AgentState, str], dict[str, Any] | None] = lambda _state, _subject: None
+
+
+def _flag(section: str, name: str) -> Callable[[AgentState, str], bool | None]:
+    def read(state: AgentState, _subject: str) -> bool | None:
+        values = state.telemetry.get(section)
+        value = values.get(name) if isinstance(values, Mapping) else None
+        return value if isinstance(value, bool) else None
+
+    return read
+
+
+def under_voltage(state: AgentState, subject: str) -> bool | None:
+    """On while either witness says so: the firmware's throttle bit 0, or the hwmon alarm / kernel log
+    episode (which catches sags shorter than the firmware's 2 s poll). Off only when both say off, so the
+    one that lags cannot make the flag flicker."""
+    witnesses = [
+        _flag("throttle", "under_voltage")(state, subject),
+        _flag("power", "under_voltage_now")(state, subject),
+    ]
+    if any(witnesses):
+        return True
+    if all(witness is None for witness in witnesses):
+        return None
+    return False
+
+
+def stream_problem(state: AgentState, stream_id: str) -> bool | None:
+    stream = state.streams.get(stream_id)
+    if stream is None or not isinstance(stream.get("state"), str):
+        return None
+    return stream["state"] in PROBLEM_STATES
+
+
+def _stream_problem_attributes(state: AgentState, stream_id: str) -> dict[str, Any] | None:
+    stream = state.streams.get(stream_id)
+    if stream is None:
+        return None
+    return {"state": stream.get("state"), "cause": stream.get("cause")}
+
+
+def _throttle_descriptions() -> tuple[PiStreamBinarySensorEntityDescription, ...]:
+    descriptions: list[PiStreamBinarySensorEntityDescription] = []
+    for flag in ("under_voltage", "freq_capped", "throttled", "soft_temp_limit"):
+        descriptions.append(
+            PiStreamBinarySensorEntityDescription(
+                key=flag,
+                translation_key=flag,
+                device_class=BinarySensorDeviceClass.PROBLEM,
+                value_fn=under_voltage if flag == "under_voltage" else _flag("throttle", flag),
+            )
+        )
+    for flag in ("under_voltage", "freq_capped", "throttled", "soft_temp_limit"):
+        descriptions.append(
+            PiStreamBinarySensorEntityDescription(
+                key=f"{flag}_occurred",
+                translation_key=f"{flag}_occurred",
+                device_class=BinarySensorDeviceClass.PROBLEM,
+                entity_category=EntityCategory.DIAGNOSTIC,
+                entity_registry_enabled_default=False,
+                value_fn=_flag("throttle", f"{flag}_occurred"),
+            )
+        )
+    return tuple(descriptions)
+
+
+PI_BINARY_SENSORS = _throttle_descriptions()
+
+PUSH_CONNECTED = PiStreamBinarySensorEntityDescription(
+    key="push_connected",
+    translation_key="push_connected",
+    device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    entity_category=EntityCategory.DIAGNOSTIC,
+    value_fn=lambda state, _: state.pushed,
+)
+
+STREAM_PROBLEM = PiStreamBinarySensorEntityDescription(
+    key="problem",
+    translation_key="stream_problem",
+    device_class=BinarySensorDeviceClass.PROBLEM,
+    value_fn=stream_problem,
+    attributes_fn=_stream_problem_attributes,
+)
+
+
+class _ChangeOnlyBinarySensor(BinarySensorEntity):
+    """Writes its state when what it shows (availability, on/off, attributes) changed, and only then."""
+
+    entity_description: PiStreamBinarySensorEntityDescription
+    coordinator: PiStreamCoordinator
+    _subject: str
+    _shown: tuple[bool, bool | None, dict[str, Any]] | None = None
+
+    def _read(self) -> None:
+        data = self.coordinator.data
+        self._attr_is_on = self.entity_description.value_fn(data, self._subject)
+        self._attr_extra_state_attributes = self.entity_description.attributes_fn(data, self._subject) or {}
+
+    def _start(self) -> None:
+        """Read the first state (written by the platform when the entity is added) and remember it."""
+        self._read()
+        self._shown = (self.available, self._attr_is_on, self._attr_extra_state_attributes)
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        self._read()
+        shown = (self.available, self._attr_is_on, self._attr_extra_state_attributes)
+        if shown != self._shown:
+            self._shown = shown
+            self.async_write_ha_state()
+
+
+class PiStreamBinarySensor(_ChangeOnlyBinarySensor, PiStreamEntity):
+    """A flag of the Pi."""
+
+    def __init__(
+        self, coordinator: PiStreamCoordinator, description: PiStreamBinarySensorEntityDescription
+    ) -> None:
+        super().__init__(coordinator, description.key)
+        self.entity_description = description
+        self._subject = ""
+        self._start()
+
+
+class PiStreamPushConnectedBinarySensor(PiStreamBinarySensor):
+    """Whether the agent's WebSocket is up (values arrive as they change) or the integration is polling.
+    It is about the link itself, so it stays available and shows "disconnected" while the agent is away."""
+
+    @property
+    def available(self) -> bool:
+        return True
+
+    def _read(self) -> None:
+        self._attr_is_on = self.coordinator.last_update_success and self.coordinator.data.pushed
+        self._attr_extra_state_attributes = {}
+
+
+class PiStreamStreamBinarySensor(_ChangeOnlyBinarySensor, PiStreamStreamEntity):
+    """A flag of one stream."""
+
+    def __init__(
+        self,
+        coordinator: PiStreamCoordinator,
+        stream_id: str,
+        description: PiStreamBinarySensorEntityDescription,
+    ) -> None:
+        super().__init__(coordinator, stream_id, description.key)
+        self.entity_description = description
+        self._subject = stream_id
+        self._start()
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: PiStreamConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Set up the Pi's flags and the push connection, and a problem flag for every stream."""
+    coordinator = entry.runtime_data
+    async_add_entities(
+        [
+            *(PiStreamBinarySensor(coordinator, description) for description in PI_BINARY_SENSORS),
+            PiStreamPushConnectedBinarySensor(coordinator, PUSH_CONNECTED),
+        ]
+    )
+    async_add_stream_entities(
+        entry,
+        async_add_entities,
+        lambda coordinator, stream_id: [PiStreamStreamBinarySensor(coordinator, stream_id, STREAM_PROBLEM)],
+    )

@@ -1,0 +1,91 @@
+"""An event entity per stream: fires ``failed`` when its publisher exits (with the cause and the last log
+lines) and ``recovered`` when frames flow again, so automations can react to both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from homeassistant.components.event import EventEntity
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
+from .entity import PiStreamStreamEntity, async_add_stream_entities
+
+# Pushed by the coordinator; nothing to poll.
+PARALLEL_UPDATES = 0
+
+EVENT_FAILED = "failed"
+EVENT_RECOVERED = "recovered"
+# A stop asked for through the API (or a disable) is not a failure.
+NOT_A_FAILURE = frozenset({"stopped"})
+LOG_TAIL_LINES = 10
+FAILURE_ATTRIBUTES = (
+    "cause",
+    "summary",
+    "evidence",
+    "process",
+    "exit_code",
+    "signal",
+    "runtime_s",
+    "cma_free_bytes",
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: PiStreamConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    def events(coordinator: PiStreamCoordinator, stream_id: str) -> Iterable[Entity]:
+        yield PiStreamStreamEventEntity(coordinator, stream_id)
+
+    async_add_stream_entities(entry, async_add_entities, events)
+
+
+class PiStreamStreamEventEntity(PiStreamStreamEntity, EventEntity):
+    """Failures and recoveries of one stream, from the agent's ``stream_exit`` and ``stream_state``."""
+
+    _attr_translation_key = "stream_events"
+
+    def __init__(self, coordinator: PiStreamCoordinator, stream_id: str) -> None:
+        super().__init__(coordinator, stream_id, "events")
+        self._attr_event_types = [EVENT_FAILED, EVENT_RECOVERED]
+        self._failure: dict[str, Any] | None = None  # the failure not yet recovered from
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self.async_on_remove(self.coordinator.async_add_event_listener(self._handle_agent_event))
+
+    @callback
+    def _handle_agent_event(self, event: dict[str, Any]) -> None:
+        data = event.get("data")
+        if not isinstance(data, dict) or data.get("stream_id") != self.stream_id:
+            return
+        kind = event.get("type")
+        if kind == "stream_exit" and data.get("cause") not in NOT_A_FAILURE:
+            attributes = {key: data.get(key) for key in FAILURE_ATTRIBUTES}
+            attributes["log_tail"] = [str(line) for line in (data.get("log_tail") or [])][-LOG_TAIL_LINES:]
+            at = data.get("at") if data.get("at") is not None else event.get("timestamp")
+            # One outage may take several failures (the retry fails too): it began with the first.
+            outage = self._failure or {"since": at, "failures": 0}
+            self._failure = {**outage, "cause": data.get("cause"), "failures": outage["failures"] + 1}
+            self._trigger_event(EVENT_FAILED, attributes)
+            self.async_write_ha_state()
+        elif kind == "stream_state" and data.get("state") == "running" and self._failure is not None:
+            failure, self._failure = self._failure, None
+            downtime = None
+            if isinstance(failure["since"], int | float) and isinstance(event.get("timestamp"), int | float):
+                downtime = round(max(0.0, event["timestamp"] - failure["since"]), 3)
+            self._trigger_event(
+                EVENT_RECOVERED,
+                {
+                    "cause": failure["cause"],  # of the last failure before it ran again
+                    "failures": failure["failures"],
+                    "downtime_s": downtime,  # since the first failure
+                    "restart_count": data.get("restart_count"),
+                },
+            )
+            self.async_write_ha_state()
