@@ -1,10 +1,14 @@
 """Runs every benchmark, one after another, each in its own /usr/bin/python3 process.
 
     /usr/bin/python3 -m bench.run_all [--seconds S] [--out DIR] [--json FILE] [--install-glances]
+                                      [--only NAMES]
 
 ``--seconds`` shortens the timed windows of the server benchmarks (RSS with clients, idle wake-ups,
-Glances); the per-sample benchmarks always take their full sample counts (a few seconds). Each writes
+Glances, streams CPU); the per-sample benchmarks always take their full sample counts (a few seconds),
+and the stream benchmarks their full counts of kills, freezes, replugs and snapshots. Each writes
 ``DIR/<name>.json`` (default ``bench/results/``); ``--json`` also writes them all merged into one file.
+``--only`` takes benchmark names and the groups ``core`` (the agent core) and ``streams`` (``streams_*``,
+~5½ min; they need ffmpeg and rtsp-server-perl).
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from typing import Any
 
 from bench.common import DEBIAN_PYTHON, REPO_ROOT, agent_env, write_json
 
-BENCHMARKS = ("sample_cost", "dmabuf_scan", "agent_rss", "wakeups", "vs_glances")
-TAKES_SECONDS = {"agent_rss", "wakeups", "vs_glances"}
+CORE = ("sample_cost", "dmabuf_scan", "agent_rss", "wakeups", "vs_glances")
+STREAMS = ("streams_kill", "streams_freeze", "streams_device", "streams_snapshot", "streams_cpu")
+BENCHMARKS = CORE + STREAMS
+GROUPS = {"core": CORE, "streams": STREAMS}
+TAKES_SECONDS = {"agent_rss", "wakeups", "vs_glances", "streams_cpu"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--seconds", type=float, help="timed window of the server benchmarks (defaults: 30/60/60)"
+        "--seconds", type=float, help="timed window of the server benchmarks (defaults: 30/60/60/60)"
     )
     parser.add_argument(
         "--out",
@@ -36,13 +43,20 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO_ROOT / "bench" / "results",
         help="directory for the JSON files (default bench/results)",
     )
-    parser.add_argument("--only", help=f"comma-separated subset of {BENCHMARKS}")
+    parser.add_argument(
+        "--only", help=f"comma-separated subset of {BENCHMARKS}, or the groups {tuple(GROUPS)}"
+    )
     parser.add_argument("--install-glances", action="store_true", help="let vs_glances create its venv")
     parser.add_argument("--json", type=Path, metavar="FILE", help="all results merged into one JSON file")
     args = parser.parse_args(argv)
 
     args.out = args.out.resolve()  # the benchmarks run from the repository root
-    chosen = [name for name in (args.only.split(",") if args.only else BENCHMARKS) if name]
+    chosen = [
+        name
+        for part in (args.only.split(",") if args.only else BENCHMARKS)
+        for name in GROUPS.get(part, (part,))
+        if name
+    ]
     failed: list[str] = []
     merged: dict[str, Any] = {}
     for name in chosen:

@@ -12,14 +12,13 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 
 from pi_stream_agent import API_VERSION, __version__
 from pi_stream_agent.api.server import create_app
-from pi_stream_agent.api.simulation import add_simulation_routes
 from pi_stream_agent.api.streams import add_stream_routes
 from pi_stream_agent.api.websocket import WebSocketHub
 from pi_stream_agent.config import AgentConfig
@@ -28,13 +27,15 @@ from pi_stream_agent.discovery.registry import DeviceRegistry
 from pi_stream_agent.events import EventBus
 from pi_stream_agent.identity import stable_agent_id
 from pi_stream_agent.rootfs import Root
-from pi_stream_agent.simulation import SimulatedPi, build_simulated_root
 from pi_stream_agent.streams.manager import Platform, StreamManager
 from pi_stream_agent.streams.rtsp_server import RtspServerSupervisor
 from pi_stream_agent.streams.store import StreamStore
 from pi_stream_agent.telemetry.sampler import TelemetryService
 from pi_stream_agent.telemetry.stack import TelemetryStack, build_stack
-from pi_stream_agent.zeroconf_ad import Advert, ZeroconfAnnouncer, local_addresses
+
+if TYPE_CHECKING:  # imported when used: a real Pi never loads the simulation, nor zeroconf when it is off
+    from pi_stream_agent.simulation import SimulatedPi
+    from pi_stream_agent.zeroconf_ad import ZeroconfAnnouncer
 
 _LOGGER = logging.getLogger(__name__)
 _AIOHTTP_VERSION = tuple(int(part) for part in aiohttp.__version__.split(".")[:2])
@@ -144,6 +145,8 @@ class Agent:
         root = Root(config.root)
         gencmd = None
         if config.simulate:
+            from pi_stream_agent.simulation import build_simulated_root  # noqa: PLC0415
+
             self._simulation_dir = Path(tempfile.mkdtemp(prefix="pi-stream-simulated-"))
             self.simulation = build_simulated_root(self._simulation_dir)
             root, gencmd = self.simulation.root, self.simulation.gencmd
@@ -219,6 +222,8 @@ class Agent:
         assert self.streams is not None
         add_stream_routes(app, self.streams)
         if self.simulation is not None:
+            from pi_stream_agent.api.simulation import add_simulation_routes  # noqa: PLC0415
+
             add_simulation_routes(app, self.simulation)
         # aiohttp >= 3.9 takes the shutdown timeout on the runner (and warns when given to the site);
         # aiohttp 3.8 (Debian 12) only on the site, and would pass a runner keyword to each connection.
@@ -243,6 +248,8 @@ class Agent:
         )
 
     async def _start_zeroconf(self) -> None:
+        from pi_stream_agent.zeroconf_ad import Advert, ZeroconfAnnouncer, local_addresses  # noqa: PLC0415
+
         assert self.port is not None
         advert = Advert(
             instance=self.config.zeroconf_name or self.hostname,

@@ -39,6 +39,9 @@ _LOGGER = logging.getLogger(__name__)
 _PERMANENT = {ExitCause.EXECUTABLE_MISSING}
 # How often the RTSP server is re-probed while a stream waits for it (one TCP connect: cheap).
 RTSP_REPROBE_S = 1.0
+# How often a missing device is looked for again. Hot-plug events start a stream at once; this catches a
+# stable by-id link that udev creates a moment after the kernel's /dev node (the event has passed by then).
+DEVICE_RECHECK_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,7 @@ class StreamSupervisor:
             return
         if not self._hooks.device_present(self.config):
             self._set_state(StreamState.WAITING_FOR_DEVICE, ExitCause.DEVICE_GONE, self._device_message())
-            await self._wait_for_command()
+            await self._sleep(DEVICE_RECHECK_S)
             return
         try:
             spec = self._hooks.build_spec(self.config)
@@ -226,7 +229,7 @@ class StreamSupervisor:
         )
         if cause is ExitCause.DEVICE_GONE:
             self._set_state(StreamState.WAITING_FOR_DEVICE, cause, message)
-            await self._wait_for_command()
+            await self._sleep(DEVICE_RECHECK_S)
             return
         self._record_exit_without_process(cause, message, check.cma_free_bytes)
         await self._back_off(cause, message)
@@ -317,15 +320,15 @@ class StreamSupervisor:
         verdict = classify_exit(info, stalled=stalled)
         cma_free = self._hooks.cma_free_bytes() if verdict.cause is ExitCause.BUFFER_ALLOCATION else None
         self._record_exit(info, verdict, cma_free)
-        self.restart_count += 1
+        if verdict.cause is not ExitCause.DEVICE_GONE:  # an unplugged card is not a failed publisher
+            self.restart_count += 1
         if verdict.cause in _PERMANENT:
             self._set_state(StreamState.FAILED, verdict.cause, verdict.summary)
             await self._wait_for_command()
             return
         if verdict.cause is ExitCause.DEVICE_GONE or not self._hooks.device_present(self.config):
             self._set_state(StreamState.WAITING_FOR_DEVICE, ExitCause.DEVICE_GONE, self._device_message())
-            await self._wait_for_command()
-            return
+            return  # the next round waits for it (and re-checks every DEVICE_RECHECK_S)
         await self._back_off(verdict.cause, verdict.summary)
 
     async def _back_off(self, cause: ExitCause, message: str) -> None:

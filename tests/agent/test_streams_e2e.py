@@ -492,3 +492,32 @@ async def test_agent_supervises_the_rtsp_server_when_configured(
     assert agent.rtsp_server.status()["restart_count"] == 1
     await wait_state(agent, "cam1", {"running"}, timeout_s=30)
     await readable(f"{server.read_base}/cam1", timeout_s=30)
+
+
+async def test_a_stable_link_that_udev_creates_late_still_starts_the_stream(
+    tmp_path: Path, rtsp_server: RtspServer, start_agent: AgentFactory, standins: None
+) -> None:
+    # On a Pi the kernel creates /dev/video2 first and udev adds /dev/v4l/by-id/… a moment later; the
+    # hot-plug event has passed by then, so the stream must look again by itself.
+    tree = FixtureTree(tmp_path / "root")
+    build_pi4_with_card(tree)
+    link = tree.base / "dev/v4l/by-id/usb-534d_USB_Video-video-index0"
+    stream = {
+        "id": "hdmi",
+        "source": {"type": "v4l2", "device": "/dev/v4l/by-id/usb-534d_USB_Video-video-index0"},
+        **SMALL,
+    }
+    agent = await start_agent(make_config(tmp_path, rtsp_server, [stream], simulate=False, root=tree.base))
+    await wait_state(agent, "hdmi", {"running"})
+    remove_node(tree, "video2")
+    remove_node(tree, "video3")
+    await wait_state(agent, "hdmi", {"waiting_for_device"}, timeout_s=10)
+    target = os.readlink(link)
+    build_pi4_with_card(tree)  # plugged back in…
+    link.unlink()  # …but udev has not made the stable link yet
+    await asyncio.sleep(1.0)
+    status = agent.streams.status("hdmi", reader_host="x")  # type: ignore[union-attr]
+    assert status["state"] == "waiting_for_device"
+    assert status["restart_count"] == 0  # an unplug is not a failure
+    os.symlink(target, link)
+    await wait_state(agent, "hdmi", {"running"}, timeout_s=10)
