@@ -148,12 +148,14 @@ async def test_under_voltage_flips_on_and_off_and_is_counted(
     episodes_before = int(hass.states.get(EPISODES).state)
     changes.clear()
 
-    await hass.async_add_executor_job(agent.request, "POST", "/simulation/under_voltage", {"duration_s": 2})
+    await hass.async_add_executor_job(agent.request, "POST", "/simulation/under_voltage", {"duration_s": 4})
     await wait_for(hass, lambda: (UNDER_VOLTAGE, STATE_ON) in changes, "the under-voltage flag")
     await wait_for(hass, lambda: hass.states.get(UNDER_VOLTAGE).state == STATE_OFF, "the flag to clear")
     flags = [state for entity_id, state in changes if entity_id == UNDER_VOLTAGE]
     assert flags[:2] == [STATE_ON, STATE_OFF]
-    assert (THROTTLED, STATE_ON) in changes  # bit 2 goes with the sag on a Pi 4
+    # Bit 2 goes with the sag on a Pi 4. The agent reads the throttle word every 0.5 s here; on a heavily
+    # loaded machine a short sag can fall between two reads, and then only the sticky bit shows it.
+    assert (THROTTLED, STATE_ON) in changes or (f"{PI}_throttling_occurred", STATE_ON) in changes
     await wait_for(hass, lambda: hass.states.get(THROTTLED).state == STATE_OFF, "throttled to clear")
     assert hass.states.get(f"{PI}_under_voltage_occurred").state == STATE_ON
 
