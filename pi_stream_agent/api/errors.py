@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -61,3 +62,20 @@ class ApiError(Exception):
 
     def response(self) -> web.Response:
         return json_error(self.status, self.code, self.message, **self.details)
+
+
+async def read_json_object(
+    request: web.Request, what: str, *, empty: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 ``ApiError`` that says what was expected (``what``).
+    ``empty``: what an empty body means; None refuses it like any other non-object."""
+    raw = await request.read()
+    if not raw and empty is not None:
+        return dict(empty)
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError:
+        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", f"the request body must be a JSON object ({what})")
+    return body

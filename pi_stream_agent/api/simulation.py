@@ -3,35 +3,19 @@ the Home Assistant integration can be tried (and tested) against edges a real Pi
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
-from pi_stream_agent.api.errors import ApiError
+from pi_stream_agent.api.errors import ApiError, read_json_object
 from pi_stream_agent.simulation import SimulatedPi
 
 SIMULATION_KEY = "pi_stream_simulation"
 MAX_EPISODE_S = 600.0
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "the request body must be a JSON object")
-    return body
-
-
 async def under_voltage(request: web.Request) -> web.Response:
     """``POST /api/v1/simulation/under_voltage {"duration_s": 3}``: a supply sag on the simulated Pi."""
     simulation: SimulatedPi = request.app[SIMULATION_KEY]
-    duration = (await _body(request)).get("duration_s", 3.0)
+    duration = (await read_json_object(request, 'e.g. {"duration_s": 3}', empty={})).get("duration_s", 3.0)
     if (
         isinstance(duration, bool)
         or not isinstance(duration, int | float)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
-from pi_stream_agent.api.errors import ApiError
+from pi_stream_agent.api.errors import ApiError, read_json_object
 from pi_stream_agent.streams.config import Problem, StreamConfigError
 from pi_stream_agent.streams.manager import StreamManager, UnknownStreamError
 from pi_stream_agent.streams.snapshot import SnapshotError
@@ -45,18 +44,6 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
     }
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.read() or b"null")
-    except ValueError:
-        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(
-            400, "invalid_body", "the request body must be a JSON object (the stream's configuration)"
-        )
-    return body
-
-
 async def list_streams(request: web.Request) -> web.Response:
     manager = _manager(request)
     return web.json_response(
@@ -92,7 +79,7 @@ async def restart_all(request: web.Request) -> web.Response:
 
 async def put_stream(request: web.Request) -> web.Response:
     stream_id = request.match_info["stream_id"]
-    body = await _json_body(request)
+    body = await read_json_object(request, "the stream's configuration")
     if body.setdefault("id", stream_id) != stream_id:
         raise ApiError(
             400,
@@ -125,7 +112,7 @@ async def delete_stream(request: web.Request) -> web.Response:
 
 
 async def validate_stream(request: web.Request) -> web.Response:
-    problems = _manager(request).validate(await _json_body(request))
+    problems = _manager(request).validate(await read_json_object(request, "the stream's configuration"))
     return web.json_response(
         {
             "valid": not any(problem.is_error for problem in problems),

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from pi_stream_agent.events import Event, EventBus
 from pi_stream_agent.rootfs import Root
@@ -272,7 +273,7 @@ class StreamManager:
         config = self._supervisor(stream_id).config
         # The agent reads its own RTSP server locally: the read base if one is set, else the publish base.
         local = self._rtsp.read_url or self._rtsp.publish_url
-        host = local.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1].rsplit(":", 1)[0].strip("[]")
+        host = urlsplit(local).hostname
         url = read_url(config, self._rtsp, host or "127.0.0.1")
         return await self.snapshots.get(stream_id, url, max_age_s=max_age_s)
 
