@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -494,12 +496,18 @@ def test_dev_kmsg_without_privileges_degrades_with_a_reason() -> None:
         "asyncio.run(main())\n"
     )
     done = None
+    # `nobody` may not be able to read this checkout (a clone in a 0700 directory): give it its own copy
+    # of the agent package in a directory it can read.
+    readable = Path(tempfile.mkdtemp(prefix="pi-stream-nobody-"))
+    shutil.copytree(REPO_ROOT / "pi_stream_agent", readable / "pi_stream_agent")
+    for path in (readable, *readable.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
     # This interpreter may live where `nobody` cannot reach it (a pyenv under /root): then Debian's.
     for python in dict.fromkeys([sys.executable, "/usr/bin/python3"]):
         try:
             done = subprocess.run(
                 [python, "-c", script],
-                cwd=REPO_ROOT,
+                cwd=readable,
                 user="nobody",
                 capture_output=True,
                 text=True,
@@ -509,6 +517,7 @@ def test_dev_kmsg_without_privileges_degrades_with_a_reason() -> None:
         except PermissionError:
             continue
         break
+    shutil.rmtree(readable, ignore_errors=True)
     if done is None:
         pytest.skip("no Python interpreter the nobody user may run")
     assert done.returncode == 0, done.stderr

@@ -351,8 +351,13 @@ def test_system_reader_real_machine() -> None:
 
 def test_publishers_are_read_from_the_real_proc_even_below_a_fixture_root(tree: FixtureTree) -> None:
     # The streams code tracks real child processes; the telemetry root may be the simulated Pi's tree.
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE,
+    )
     try:
+        assert child.stdout is not None
+        child.stdout.readline()  # past exec: a process caught mid-exec can show no resident pages yet
         watch = ProcessWatch()
         watch.track("cam0/ffmpeg", child.pid)
         sample = watch.sample(Root(tree.base), Gaps(), now=1.0)["cam0/ffmpeg"]
