@@ -224,6 +224,17 @@ def test_bitrates(value: Any, bits: int) -> None:
             'expected a bitrate (give bit/s as a number or with k or M, e.g. 2000000, "2M" or "800k"), got '
             "True",
         ),
+        # Other scripts' digits pass str.isdigit() (and float()): they used to be taken (issue 13).
+        (
+            "\u0662M",  # ARABIC-INDIC DIGIT TWO
+            'expected a bitrate (give bit/s as a number or with k or M, e.g. 2000000, "2M" or "800k"), got '
+            "'\u0662M'",
+        ),
+        (
+            "\u0968\u0966\u0966k",  # DEVANAGARI 200
+            'expected a bitrate (give bit/s as a number or with k or M, e.g. 2000000, "2M" or "800k"), got '
+            "'\u0968\u0966\u0966k'",
+        ),
         ("60M", "must be between 50k and 50M bit/s, got 60M"),
         (10_000, "must be between 50k and 50M bit/s, got 10000"),
         (float("nan"), "must be between 50k and 50M bit/s, got nan"),
