@@ -110,7 +110,8 @@ COMPRESSED_INPUT_FORMATS = frozenset(fmt.id for fmt in INPUT_FORMATS if fmt.comp
 FOURCC_TO_INPUT = {fourcc: fmt.id for fmt in INPUT_FORMATS for fourcc in fmt.fourccs}
 
 # ffmpeg 5.1 lavfi video sources that need no input (Debian 12 and Raspberry Pi OS Bookworm ship 5.1).
-# The first is the default of a test source.
+# The first is the default of a test source. The one list: the publisher's command builder and the
+# vocabulary read it from here.
 TEST_PATTERNS: tuple[Word, ...] = (
     Word("testsrc2", "Test card with a moving counter"),
     Word("testsrc", "Classic test card with a counter"),
@@ -124,6 +125,7 @@ TEST_PATTERNS: tuple[Word, ...] = (
     Word("life", "Game of Life"),
 )
 TEST_PATTERN_IDS: tuple[str, ...] = tuple(pattern.id for pattern in TEST_PATTERNS)
+DEFAULT_TEST_PATTERN = TEST_PATTERN_IDS[0]
 
 # The human name of each field, by its dotted key path: the label a form shows and a problem's ``label``.
 FIELD_LABELS: dict[str, str] = {

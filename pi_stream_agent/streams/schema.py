@@ -42,10 +42,10 @@ import voluptuous as vol
 
 from pi_stream_agent.streams.fields import (
     COMPRESSED_INPUT_FORMATS,
+    DEFAULT_TEST_PATTERN,
     SOURCE_KEYS,
     STREAM_KEYS,
     SUBSTREAM_KEYS,
-    TEST_PATTERNS,
     check_camera,
     check_device,
     check_dimension,
@@ -78,7 +78,7 @@ _SOURCE_SCHEMAS: dict[str, vol.Schema] = {
         }
     ),
     "test": vol.Schema(
-        {vol.Required("type"): str, vol.Optional("pattern", default=TEST_PATTERNS[0].id): check_test_pattern}
+        {vol.Required("type"): str, vol.Optional("pattern", default=DEFAULT_TEST_PATTERN): check_test_pattern}
     ),
 }
 _SOURCE_TYPES_HINT = (
