@@ -4,6 +4,7 @@ devices document (the discovery registry run over the fixture trees with the sta
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,19 @@ def check(
     validate_streams' own (as when the store checks a list changed through the API)."""
     parsed = [parse_stream(data, index) for index, data in enumerate(streams)]
     problems = validate_streams(parsed, devices, board, simulated=simulated)
+    for problem in problems:
+        assert_plain(problem.message)
     return [("warning: " if not p.is_error else "") + str(p) for p in problems]
+
+
+# A key path (substream.width, source.device; not e.g.), a list index, an id prefix or a backtick.
+_INTERNAL = re.compile(r'streams\[|`|\b(?!e\.g\b)[a-z_]+\.[a-z_]+\b|\(id "')
+
+
+def assert_plain(message: str) -> None:
+    """A problem's message as a person reads it at the field: a sentence, without the config file's paths."""
+    assert message[:1].isupper() and message.endswith("."), message
+    assert not _INTERNAL.search(message), message
 
 
 # --------------------------------------------------------------------------------------------- schema
