@@ -57,7 +57,8 @@ HARDWARE_ENCODER_MAX = 1920
 # its own rate, which is what the person meant.
 FPS_TOLERANCE = 1.01
 
-STREAM_ID_PATTERN = "[a-z0-9][a-z0-9_-]{0,31}"
+MAX_STREAM_ID_LENGTH = 32
+STREAM_ID_PATTERN = f"[a-z0-9][a-z0-9_-]{{0,{MAX_STREAM_ID_LENGTH - 1}}}"
 # URL path segments of unreserved characters (RFC 3986) separated by /; "." and ".." are refused apart.
 RTSP_PATH_PATTERN = "[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*"
 
@@ -262,9 +263,8 @@ def check_keyframe_interval(value: Any) -> float:
 def check_stream_id(value: Any) -> str:
     if not is_stream_id(value):
         raise vol.Invalid(
-            "must be 1 to 32 characters of lowercase letters, digits, _ and -, starting with a letter or "
-            "digit "
-            f"(e.g. garage or cam-1), got {value!r}"
+            f"must be 1 to {MAX_STREAM_ID_LENGTH} characters of lowercase letters, digits, _ and -, starting "
+            f"with a letter or digit (e.g. garage or cam-1), got {value!r}"
         )
     return value
 
