@@ -8,8 +8,10 @@ How the pieces fit (each module has one job; the data passed between them is in 
                   stream and the field.
 ``store.py``      where stream configs live (``<state_dir>/streams.yaml``, written atomically; seeded from the
                   ``streams:`` of the agent's config file while it does not exist yet).
-``commands.py``   :func:`build_pipeline` — a StreamConfig + :class:`~.model.PublishEnvironment` → a
+``pipelines.py``  :func:`build_pipeline` — a StreamConfig + :class:`~.model.PublishEnvironment` → a
                   :class:`~.model.PipelineSpec`: argument lists only, never a shell.
+``urls.py``       where a stream is published and read (RTSP URLs with percent-encoded credentials), and
+                  :func:`redact`, the one way credentials in URLs are hidden from logs, errors and the API.
 ``process.py``    :class:`PipelineProcess` — runs one PipelineSpec: every process in one new process group,
                   stdout→stdin pipes between them, a death signal so nothing outlives a SIGKILLed agent, an
                   environment marker so a later agent can find leftovers, stderr into a LogRing,

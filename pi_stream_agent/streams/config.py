@@ -199,6 +199,7 @@ TEST_PATTERNS = (
     "mandelbrot",
     "life",
 )
+DEFAULT_TEST_PATTERN = TEST_PATTERNS[0]
 _RTSP_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 # udev's by-id names keep 0-9 A-Z a-z # + - . : = @ _ (util_replace_chars); device ids from GET /devices are
 # made of the same characters.
@@ -428,7 +429,9 @@ _SOURCE_SCHEMAS: dict[str, vol.Schema] = {
             vol.Optional("input_format", default=None): _input_format,
         }
     ),
-    "test": vol.Schema({vol.Required("type"): str, vol.Optional("pattern", default="testsrc2"): _pattern}),
+    "test": vol.Schema(
+        {vol.Required("type"): str, vol.Optional("pattern", default=DEFAULT_TEST_PATTERN): _pattern}
+    ),
 }
 _SOURCE_TYPES_HINT = (
     "csi (a camera on the ribbon connector), v4l2 (a USB capture card or webcam) or test (a generated test "

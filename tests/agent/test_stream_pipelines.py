@@ -1,4 +1,5 @@
-"""Publisher command lines (pi_stream_agent.streams.commands) and the rpicam-vid stand-in.
+"""Publisher pipelines (pi_stream_agent.streams.pipelines), RTSP URLs and redaction (.urls), and the
+rpicam-vid stand-in.
 
 Argument lists are checked exactly for every source kind. The test-pattern and CSI pipelines are then run for
 real (real ffmpeg, the rpicam-vid stand-in, the rtsp_server fixture over UDP) and read back with ffprobe.
@@ -17,18 +18,6 @@ from typing import Any
 
 import pytest
 
-from pi_stream_agent.streams.commands import (
-    RPICAM_OPTIONS_USED,
-    RPICAM_VID_OPTIONS,
-    PipelineError,
-    build_pipeline,
-    keyframe_interval_frames,
-    publish_url,
-    read_url,
-    redact,
-    redacted_argv,
-    yuv420_stride,
-)
 from pi_stream_agent.streams.model import (
     PublishEnvironment,
     RtspSettings,
@@ -38,6 +27,14 @@ from pi_stream_agent.streams.model import (
     SubstreamConfig,
     ToolPaths,
 )
+from pi_stream_agent.streams.pipelines import (
+    PipelineError,
+    build_pipeline,
+    keyframe_interval_frames,
+    yuv420_stride,
+)
+from pi_stream_agent.streams.urls import RtspUrlError, publish_url, read_url, redact, redacted_argv
+from tests.agent.rpicam_options import RPICAM_OPTIONS_USED, RPICAM_VID_OPTIONS
 from tests.agent.rtsp import RtspServer, wait_readable
 from tests.agent.streams_helpers import (
     RPICAM_STANDIN,
@@ -540,10 +537,13 @@ def test_publish_url_encodes_credentials() -> None:
     config = stream(rtsp_path="/front", substream=replace(SUB, rtsp_path="front_sub"))
     assert publish_url(config, rtsp) == "rtsp://cam%20admin:p%40ss%3Aw%2Frd%25@127.0.0.1:8554/front"
     assert publish_url(config, rtsp, substream=True).endswith("@127.0.0.1:8554/front_sub")
-    with pytest.raises(PipelineError, match="no substream"):
+    with pytest.raises(RtspUrlError, match="no substream"):
         publish_url(stream(), rtsp, substream=True)
-    with pytest.raises(PipelineError, match="not an rtsp"):
-        publish_url(stream(), RtspSettings(publish_url="http://127.0.0.1:8554"))
+    with pytest.raises(RtspUrlError, match="not an rtsp") as caught:
+        publish_url(stream(), RtspSettings(publish_url="http://u:hunter2@127.0.0.1:8554"))
+    assert "hunter2" not in str(caught.value)
+    with pytest.raises(RtspUrlError, match="invalid port"):
+        read_url(stream(), RtspSettings(publish_url="rtsp://127.0.0.1:notaport"), "pi.local")
 
 
 def test_read_url_defaults_to_publish_base_on_this_host() -> None:
@@ -576,6 +576,22 @@ def test_redacted_argv_hides_credentials() -> None:
     assert redact("[rtsp] rtsp://u:p@ss@host:8554/x: Connection refused") == (
         "[rtsp] rtsp://***@host:8554/x: Connection refused"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("rtsp://user:s3cret@10.0.0.5:8554/cam", "rtsp://***@10.0.0.5:8554/cam"),
+        ("rtsp://user@pi.local/cam?x=1", "rtsp://***@pi.local/cam?x=1"),
+        ("rtsp://u:p@[fe80::1]:8554/cam", "rtsp://***@[fe80::1]:8554/cam"),
+        ("rtsp://127.0.0.1:8554/cam", "rtsp://127.0.0.1:8554/cam"),
+        ("rtsp://u:p@host:notaport/x", "rtsp://***@host:notaport/x"),  # never fails, whatever the URL
+        ("RTSPS://u:p?#@host/x and rtsp://v:q@other/y", "RTSPS://***@host/x and rtsp://***@other/y"),
+        ("a mail address: someone@example.com", "a mail address: someone@example.com"),
+    ],
+)
+def test_redact_hides_every_userinfo_in_any_text(text: str, shown: str) -> None:
+    assert redact(text) == shown
 
 
 # ------------------------------------------------------------------------------------------ the stand-in
