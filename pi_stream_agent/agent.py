@@ -27,6 +27,7 @@ from pi_stream_agent.discovery.registry import DeviceRegistry
 from pi_stream_agent.events import EventBus
 from pi_stream_agent.identity import stable_agent_id
 from pi_stream_agent.rootfs import Root
+from pi_stream_agent.soc import hardware_h264_encoder
 from pi_stream_agent.streams.manager import Platform, StreamManager
 from pi_stream_agent.streams.rtsp_server import RtspServerSupervisor
 from pi_stream_agent.streams.store import StreamStore
@@ -113,7 +114,7 @@ class Agent:
             "started_at": round(self.started_at, 3),
             "board": board,
             "capabilities": {
-                "hardware_h264_encoder": self.registry.hardware_encoder.h264,
+                "hardware_h264_encoder": self._hardware_h264_encoder(),
                 "camera_buffers_from_cma": board["camera_buffers_from_cma"],
                 "firmware_source": getattr(self.stack.firmware.transport, "name", None),
                 "under_voltage_sources": power.sources,
@@ -293,13 +294,16 @@ class Agent:
     def _board_facts(self) -> dict[str, Any]:
         assert self.stack is not None and self.registry is not None
         board = self.stack.board.board_info()
-        encoder = self.registry.hardware_encoder.h264
         return {
-            # The encoder node is the truth (a Pi 4 without the codec overlay has none); the SoC otherwise.
-            "hardware_h264_encoder": encoder if encoder is not None else board.hardware_h264_encoder,
+            "hardware_h264_encoder": self._hardware_h264_encoder(),
             "camera_buffers_from_cma": board.camera_buffers_from_cma,
             "soc": board.soc,
         }
+
+    def _hardware_h264_encoder(self) -> bool | None:
+        """The one answer /info publishes and the streams use (the rule is :func:`hardware_h264_encoder`)."""
+        assert self.stack is not None and self.registry is not None
+        return hardware_h264_encoder(self.registry.hardware_encoder.h264, self.stack.board.board_info().soc)
 
     # -- WebSocket hub callbacks -------------------------------------------------------------------------
 

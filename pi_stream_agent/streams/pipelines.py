@@ -45,6 +45,8 @@ import math
 from collections.abc import Sequence
 from typing import Final
 
+from pi_stream_agent.soc import camera_isp_is_pisp
+
 from .config import COMPRESSED_INPUT_FORMATS, DEFAULT_TEST_PATTERN, TEST_PATTERNS
 from .model import (
     Encoding,
@@ -92,8 +94,7 @@ def yuv420_stride(width: int, soc: str | None, hardware_h264_encoder: bool) -> i
     (raspberrypi/linux#4419; 780 px come out 832 wide, rpicam-apps#188). The Pi 5's PiSP aligns the chroma
     stride to 64 and doubles it for luma (libcamera pipeline/rpi/pisp computeOptimalStride): 128-byte rows.
     """
-    pi5 = soc == "BCM2712" or (soc is None and not hardware_h264_encoder)
-    align = 128 if pi5 else 64
+    align = 128 if camera_isp_is_pisp(soc, hardware_h264_encoder) else 64
     return (width + align - 1) // align * align
 
 
