@@ -964,7 +964,8 @@ def test_pi5_hardware_encoder_refused(pi5_devices: dict[str, Any], pi5_board: di
         "in software): use auto or software"
     ]
     # The agent's answer from the node scan alone (SoC unknown) is enough to know.
-    scan_only = {"hardware_h264_encoder": hardware_h264_encoder(pi5_devices["hardware_encoder"]["h264"], None)}
+    node = pi5_devices["hardware_encoder"]["h264"]
+    scan_only = {"hardware_h264_encoder": hardware_h264_encoder(node, None)}
     assert check([stream(encoder="hardware")], pi5_devices, scan_only) == [
         'streams[0] (id "garage"): encoder: this board has no hardware H.264 encoder (a Pi 5 encodes in '
         "software): use auto or software"
