@@ -10,6 +10,7 @@ How the pieces fit (each module has one job; the data passed between them is in 
                   ``streams:`` of the agent's config file while it does not exist yet).
 ``pipelines.py``  :func:`build_pipeline` — a StreamConfig + :class:`~.model.PublishEnvironment` → a
                   :class:`~.model.PipelineSpec`: argument lists only, never a shell.
+``fonts.py``      the font the test patterns' clock is drawn with (looked up once, no program run).
 ``urls.py``       where a stream is published and read (RTSP URLs with percent-encoded credentials), and
                   :func:`redact`, the one way credentials in URLs are hidden from logs, errors and the API.
 ``process.py``    :class:`PipelineProcess` — runs one PipelineSpec: every process in one new process group,

@@ -32,8 +32,9 @@ Pipelines (stdout of each process feeds stdin of the next; the last one is alway
     ``ffmpeg -f v4l2 -input_format … -i <device>`` → copy (MJPEG/H.264 pass-through) or encode
     (h264_v4l2m2m on Pi 0-4, libx264 elsewhere); substream as above.
 ``test``
-    ``ffmpeg -re -f lavfi -i testsrc2=size=WxH:rate=F`` → encode; substream as above. ``testsrc2`` moves on
-    its own, so no fonts (drawtext) are needed to see that frames flow.
+    ``ffmpeg -re -f lavfi -i <pattern>=size=WxH:rate=F,<moving overlay>`` → encode; substream as above.
+    Every pattern carries moving content (:func:`moving_overlay`: the local time and frame number, or a
+    jumping box where no font is found), so even a still pattern like ``smptebars`` shows live from frozen.
 
 A substream is always a second ``-map`` of the one input: ffmpeg decodes the input once and feeds each
 output's filter chain (the same work as an explicit ``split`` filter, with simpler argument lists).
@@ -425,7 +426,7 @@ def _test(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
         "-f",
         "lavfi",
         "-i",
-        f"{pattern}=size={stream.width}x{stream.height}:rate={_num(stream.fps)}",
+        pattern_graph(pattern, stream.width, stream.height, stream.fps, env.tools.clock_font),
         "-map",
         "0:v:0",
         *_encode_args(encoding, stream.bitrate, gop),
@@ -442,6 +443,33 @@ def _test(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
         main_url=main_url,
         sub_url=sub_url,
     )
+
+
+def moving_overlay(width: int, height: int, font: str | None) -> str:
+    """A filter that puts moving content on every frame, so a person tells a live picture from a frozen one
+    even on a still pattern (smptebars): the local time and the frame number drawn with ``font``, or
+    without a font a box that jumps between two places every second."""
+    margin = max(2, height // 40)
+    if font is not None:
+        size = max(10, height // 18)
+        # Escaping (checked with ffmpeg 5.1): the quotes keep the graph and option parsers off the text;
+        # inside, ``\:`` separates localtime from its format and ``\\\:`` is a literal colon in the format.
+        text = r"%{localtime\:%H\\\:%M\\\:%S}  frame %{n}"
+        return (
+            f"drawtext=fontfile={font}:text='{text}':fontsize={size}:fontcolor=white"
+            f":box=1:boxcolor=black@0.6:boxborderw={margin}:x={2 * margin}:y={2 * margin}"
+        )
+    side = max(4, height // 12)
+    boxes = []
+    for slot, when in ((0, "lt(mod(t\\,2)\\,1)"), (1, "gte(mod(t\\,2)\\,1)")):
+        x = margin + slot * (side + margin)
+        boxes.append(f"drawbox=x={x}:y={margin}:w={side}:h={side}:color=white:t=fill:enable='{when}'")
+    return ",".join(boxes)
+
+
+def pattern_graph(pattern: str, width: int, height: int, fps: float, font: str | None) -> str:
+    """The lavfi graph of a test stream: the pattern at the stream's size and rate, with moving content."""
+    return f"{pattern}=size={width}x{height}:rate={_num(fps)},{moving_overlay(width, height, font)}"
 
 
 def _check_numbers(stream: StreamConfig) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from pi_stream_agent.streams.config import TEST_PATTERNS
+from pi_stream_agent.streams.fonts import usable_font
 from pi_stream_agent.streams.model import (
     PublishEnvironment,
     RtspSettings,
@@ -31,6 +33,8 @@ from pi_stream_agent.streams.pipelines import (
     PipelineError,
     build_pipeline,
     keyframe_interval_frames,
+    moving_overlay,
+    pattern_graph,
     yuv420_stride,
 )
 from pi_stream_agent.streams.urls import RtspUrlError, publish_url, read_url, redact, redacted_argv
@@ -486,7 +490,7 @@ def test_test_pattern_argv() -> None:
         "-f",
         "lavfi",
         "-i",
-        "testsrc2=size=320x240:rate=15",
+        "testsrc2=size=320x240:rate=15," + moving_overlay(320, 240, ToolPaths().clock_font),
         "-map",
         "0:v:0",
         *x264("300000", "15"),
@@ -508,9 +512,54 @@ def test_test_pattern_argv() -> None:
     ]
     assert build_pipeline(config, pi4()).encoding == "hardware"
     smpte = build_pipeline(stream("test", source=SourceConfig(kind="test", pattern="smptebars")), pi5())
-    assert "smptebars=size=1280x720:rate=30" in smpte.processes[0].argv
+    graph = smpte.processes[0].argv[smpte.processes[0].argv.index("lavfi") + 2]
+    assert graph.startswith("smptebars=size=1280x720:rate=30,")
     with pytest.raises(PipelineError, match=r"source\.pattern 'movie=/etc/passwd'"):
         build_pipeline(stream("test", source=SourceConfig(kind="test", pattern="movie=/etc/passwd")), pi5())
+
+
+def _frame_digests(graph: str, frames: int) -> list[str]:
+    """The MD5 of each decoded frame of a lavfi graph, as ffmpeg's framemd5 muxer prints them."""
+    argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", graph]
+    result = subprocess.run(
+        [*argv, "-frames:v", str(frames), "-f", "framemd5", "-"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    lines = [line for line in result.stdout.decode().splitlines() if line and not line.startswith("#")]
+    return [line.rsplit(",", 1)[1].strip() for line in lines]
+
+
+@pytest.mark.parametrize("font", ["host font", "no font"])
+def test_every_test_pattern_moves(font: str) -> None:
+    """Two frames a second apart differ for every pattern, with the clock or with the box that stands in
+    for it when no font is found; a still pattern alone (smptebars) would show the same picture."""
+    fps = 5
+    clock_font = ToolPaths().clock_font if font == "host font" else None
+    if font == "host font" and clock_font is None:
+        pytest.skip("no font on this machine (Debian's ffmpeg brings fonts-dejavu-core)")
+
+    def first_and_a_second_later(graph: str) -> tuple[str, str]:
+        digests = _frame_digests(graph, fps + 1)
+        return digests[0], digests[fps]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        graphs = [pattern_graph(p, 160, 120, fps, clock_font) for p in TEST_PATTERNS]
+        moved = dict(zip(TEST_PATTERNS, pool.map(first_and_a_second_later, graphs), strict=True))
+        still = first_and_a_second_later(f"smptebars=size=160x120:rate={fps}")
+    assert {pattern for pattern, (first, later) in moved.items() if first == later} == set()
+    assert still[0] == still[1]
+
+
+def test_clock_font_is_a_plain_readable_file(tmp_path: Path) -> None:
+    good = tmp_path / "Mono.ttf"
+    good.write_bytes(b"\0")
+    odd = tmp_path / "it's:odd.ttf"
+    odd.write_bytes(b"\0")
+    assert usable_font([str(tmp_path / "absent.ttf"), str(odd), str(good)]) == str(good)
+    assert usable_font([str(tmp_path)]) is None  # a directory
+    assert usable_font([]) is None
 
 
 def test_keyframe_interval_frames() -> None:
