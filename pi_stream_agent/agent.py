@@ -8,7 +8,6 @@ import contextlib
 import logging
 import shutil
 import socket
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -25,6 +24,7 @@ from pi_stream_agent.config import AgentConfig
 from pi_stream_agent.credentials import load_or_create_token
 from pi_stream_agent.discovery.registry import DeviceRegistry
 from pi_stream_agent.events import EventBus
+from pi_stream_agent.fsutil import remove_write_leftovers
 from pi_stream_agent.identity import stable_agent_id
 from pi_stream_agent.rootfs import Root
 from pi_stream_agent.soc import hardware_h264_encoder
@@ -142,13 +142,14 @@ class Agent:
 
     async def start(self) -> None:
         config = self.config
+        remove_write_leftovers(config.state_dir)  # of atomic writes a kill interrupted
         self._token = load_or_create_token(config.state_dir)
         root = Root(config.root)
         gencmd = None
         if config.simulate:
-            from pi_stream_agent.simulation import build_simulated_root  # noqa: PLC0415
+            from pi_stream_agent.simulation import build_simulated_root, make_run_dir  # noqa: PLC0415
 
-            self._simulation_dir = Path(tempfile.mkdtemp(prefix="pi-stream-simulated-"))
+            self._simulation_dir = make_run_dir()  # and removes the trees of killed runs
             self.simulation = build_simulated_root(self._simulation_dir)
             root, gencmd = self.simulation.root, self.simulation.gencmd
         self.stack = build_stack(
