@@ -371,7 +371,6 @@ def _v4l2(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
         encoding = "copy"  # the card already sends H.264: re-encoding would only add latency and CPU
     else:
         encoding = _encoded_choice(stream, env)
-    transport = env.rtsp.publish_transport
     fps = _num(stream.fps)
     ffmpeg = [*_ffmpeg_head(env), *_low_delay_input(), "-f", "v4l2"]
     if input_format:
@@ -391,18 +390,8 @@ def _v4l2(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
     else:
         gop = keyframe_interval_frames(stream.fps, stream.keyframe_interval_s)
         ffmpeg += _encode_args(encoding, stream.bitrate, gop)
-    ffmpeg += _rtsp_output(main_url, transport)
-    if stream.substream is not None and sub_url is not None:
-        ffmpeg += _substream_output(
-            stream, stream.substream, sub_url, encoding=_sub_encoding(env), transport=transport
-        )
-    return PipelineSpec(
-        stream_id=stream.id,
-        processes=(ProcessSpec("ffmpeg", tuple(ffmpeg)),),
-        encoding=encoding,
-        main_url=main_url,
-        sub_url=sub_url,
-        device_path=device,
+    return _one_ffmpeg(
+        stream, env, ffmpeg, encoding=encoding, main_url=main_url, sub_url=sub_url, device_path=device
     )
 
 
@@ -417,7 +406,6 @@ def _test(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
             f"stream {stream.id!r}: source.pattern {pattern!r} is not one of {', '.join(TEST_PATTERNS)}"
         )
     encoding = _encoded_choice(stream, env)
-    transport = env.rtsp.publish_transport
     gop = keyframe_interval_frames(stream.fps, stream.keyframe_interval_s)
     ffmpeg = [
         *_ffmpeg_head(env),
@@ -430,8 +418,23 @@ def _test(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
         "-map",
         "0:v:0",
         *_encode_args(encoding, stream.bitrate, gop),
-        *_rtsp_output(main_url, transport),
     ]
+    return _one_ffmpeg(stream, env, ffmpeg, encoding=encoding, main_url=main_url, sub_url=sub_url)
+
+
+def _one_ffmpeg(
+    stream: StreamConfig,
+    env: PublishEnvironment,
+    ffmpeg: list[str],
+    *,
+    encoding: Encoding,
+    main_url: str,
+    sub_url: str | None,
+    device_path: str | None = None,
+) -> PipelineSpec:
+    """One ffmpeg (V4L2 and test sources): its main output published, and the substream beside it."""
+    transport = env.rtsp.publish_transport
+    ffmpeg = [*ffmpeg, *_rtsp_output(main_url, transport)]
     if stream.substream is not None and sub_url is not None:
         ffmpeg += _substream_output(
             stream, stream.substream, sub_url, encoding=_sub_encoding(env), transport=transport
@@ -442,6 +445,7 @@ def _test(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
         encoding=encoding,
         main_url=main_url,
         sub_url=sub_url,
+        device_path=device_path,
     )
 
 
