@@ -8,7 +8,6 @@ import contextlib
 import logging
 import shutil
 import socket
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -25,8 +24,10 @@ from pi_stream_agent.config import AgentConfig
 from pi_stream_agent.credentials import load_or_create_token
 from pi_stream_agent.discovery.registry import DeviceRegistry
 from pi_stream_agent.events import EventBus
+from pi_stream_agent.fsutil import remove_write_leftovers
 from pi_stream_agent.identity import stable_agent_id
 from pi_stream_agent.rootfs import Root
+from pi_stream_agent.soc import hardware_h264_encoder
 from pi_stream_agent.streams.manager import Platform, StreamManager
 from pi_stream_agent.streams.rtsp_server import RtspServerSupervisor
 from pi_stream_agent.streams.store import StreamStore
@@ -113,7 +114,7 @@ class Agent:
             "started_at": round(self.started_at, 3),
             "board": board,
             "capabilities": {
-                "hardware_h264_encoder": self.registry.hardware_encoder.h264,
+                "hardware_h264_encoder": self._hardware_h264_encoder(),
                 "camera_buffers_from_cma": board["camera_buffers_from_cma"],
                 "firmware_source": getattr(self.stack.firmware.transport, "name", None),
                 "under_voltage_sources": power.sources,
@@ -141,13 +142,14 @@ class Agent:
 
     async def start(self) -> None:
         config = self.config
+        remove_write_leftovers(config.state_dir)  # of atomic writes a kill interrupted
         self._token = load_or_create_token(config.state_dir)
         root = Root(config.root)
         gencmd = None
         if config.simulate:
-            from pi_stream_agent.simulation import build_simulated_root  # noqa: PLC0415
+            from pi_stream_agent.simulation import build_simulated_root, make_run_dir  # noqa: PLC0415
 
-            self._simulation_dir = Path(tempfile.mkdtemp(prefix="pi-stream-simulated-"))
+            self._simulation_dir = make_run_dir()  # and removes the trees of killed runs
             self.simulation = build_simulated_root(self._simulation_dir)
             root, gencmd = self.simulation.root, self.simulation.gencmd
         self.stack = build_stack(
@@ -293,13 +295,16 @@ class Agent:
     def _board_facts(self) -> dict[str, Any]:
         assert self.stack is not None and self.registry is not None
         board = self.stack.board.board_info()
-        encoder = self.registry.hardware_encoder.h264
         return {
-            # The encoder node is the truth (a Pi 4 without the codec overlay has none); the SoC otherwise.
-            "hardware_h264_encoder": encoder if encoder is not None else board.hardware_h264_encoder,
+            "hardware_h264_encoder": self._hardware_h264_encoder(),
             "camera_buffers_from_cma": board.camera_buffers_from_cma,
             "soc": board.soc,
         }
+
+    def _hardware_h264_encoder(self) -> bool | None:
+        """The one answer /info publishes and the streams use (the rule is :func:`hardware_h264_encoder`)."""
+        assert self.stack is not None and self.registry is not None
+        return hardware_h264_encoder(self.registry.hardware_encoder.h264, self.stack.board.board_info().soc)
 
     # -- WebSocket hub callbacks -------------------------------------------------------------------------
 

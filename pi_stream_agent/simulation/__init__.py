@@ -11,10 +11,14 @@ values — the real parsers do the rest::
     ...
     pi.stop()
     await task
+
+A simulating agent builds its tree in a per-run directory (``rundir.py``) that the next start removes if
+the run was killed.
 """
 
 from pi_stream_agent.simulation.gencmd import SimulatedGencmd
 from pi_stream_agent.simulation.model import SimulationConfig
 from pi_stream_agent.simulation.pi import SimulatedPi, build_simulated_root
+from pi_stream_agent.simulation.rundir import make_run_dir
 
-__all__ = ["SimulatedGencmd", "SimulatedPi", "SimulationConfig", "build_simulated_root"]
+__all__ = ["SimulatedGencmd", "SimulatedPi", "SimulationConfig", "build_simulated_root", "make_run_dir"]

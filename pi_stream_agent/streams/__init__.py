@@ -23,8 +23,11 @@ Running
                     (validated, stored, only changed streams restarted), hot-plug routing, status with URLs.
 ``supervisor.py``   :class:`StreamSupervisor` per stream: the state machine (pre-flight, spawn, watch, stall
                     detection, classify the exit, back off or wait for the device).
-``commands.py``     :func:`build_pipeline` — a StreamConfig + :class:`~.model.PublishEnvironment` → a
+``pipelines.py``    :func:`build_pipeline` — a StreamConfig + :class:`~.model.PublishEnvironment` → a
                     :class:`~.model.PipelineSpec`: argument lists only, never a shell.
+``fonts.py``        the font the test patterns' clock is drawn with (looked up once, no program run).
+``urls.py``         where a stream is published and read (RTSP URLs with percent-encoded credentials), and
+                    :func:`redact`, the one way credentials in URLs are hidden from logs, errors and the API.
 ``process.py``      :class:`PipelineProcess` — runs one PipelineSpec: every process in one new process group,
                     stdout→stdin pipes between them, a death signal so nothing outlives a SIGKILLed agent, an
                     environment marker so a later agent can find leftovers, stderr into a LogRing,

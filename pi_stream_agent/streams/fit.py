@@ -25,21 +25,6 @@ from pi_stream_agent.streams.problems import Problem, Severity, stream_problem
 from pi_stream_agent.streams.schema import own_problems
 
 
-def hardware_encoder_available(devices: Mapping[str, Any], board: Mapping[str, Any]) -> bool | None:
-    """False when either the node scan (no bcm2835-codec encode node) or the board (a Pi 5) says there is no
-    hardware H.264 encoder; True when one says there is and none says not; None when neither knows."""
-    encoder = devices.get("hardware_encoder")
-    answers = [
-        encoder.get("h264") if isinstance(encoder, Mapping) else None,
-        board.get("hardware_h264_encoder"),
-    ]
-    if False in answers:
-        return False
-    if True in answers:
-        return True
-    return None
-
-
 def _csi_listing(devices: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], str | None]:
     """The CSI cameras and, when the listing could not be made, why (then an absent camera proves
     nothing)."""
@@ -240,7 +225,7 @@ def validate_streams(
     found: list[Problem] = []
     device_severity: Severity = "warning" if simulated else "error"
     simulation_note = " (simulation mode: not enforced)" if simulated else ""
-    hardware = hardware_encoder_available(devices, board)
+    hardware = board.get("hardware_h264_encoder")  # the agent's one answer (pi_stream_agent.soc)
     soc = board.get("soc")
     resolved: list[_Resolved] = []
 

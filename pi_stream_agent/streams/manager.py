@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 from pi_stream_agent.events import Event, EventBus
 from pi_stream_agent.rootfs import Root
-from pi_stream_agent.streams.commands import build_pipeline, read_url
 from pi_stream_agent.streams.fit import find_capture_device, find_csi_camera, validate_streams
 from pi_stream_agent.streams.model import (
     PipelineSpec,
@@ -29,6 +28,7 @@ from pi_stream_agent.streams.model import (
     StreamState,
     ToolPaths,
 )
+from pi_stream_agent.streams.pipelines import build_pipeline
 from pi_stream_agent.streams.preflight import check_rtsp, preflight
 from pi_stream_agent.streams.problems import Problem, StreamConfigError
 from pi_stream_agent.streams.process import kill_leftovers
@@ -37,6 +37,8 @@ from pi_stream_agent.streams.serialize import to_json
 from pi_stream_agent.streams.snapshot import Snapshot, SnapshotService
 from pi_stream_agent.streams.store import StreamNotFoundError, StreamStore
 from pi_stream_agent.streams.supervisor import StreamSupervisor, SupervisorHooks, SupervisorSettings
+from pi_stream_agent.streams.urls import read_url
+from pi_stream_agent.streams.urls import read_url
 from pi_stream_agent.telemetry.meminfo import parse_meminfo
 from pi_stream_agent.telemetry.system import ProcessWatch
 

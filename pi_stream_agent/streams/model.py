@@ -8,6 +8,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .fonts import clock_font
+
 SourceKind = Literal["csi", "v4l2", "test"]
 # auto: hardware H.264 where the board has it (Pi 0–4), software otherwise (Pi 5), MJPEG pass-through
 # never chosen implicitly; hardware: insist on the VideoCore encoder; software: libx264; copy: pass the
@@ -143,6 +145,8 @@ class RtspSettings:
 class ToolPaths:
     rpicam_vid: str = "rpicam-vid"
     ffmpeg: str = "ffmpeg"
+    # The font the test patterns' clock is drawn with; None: a moving box instead (see fonts.py).
+    clock_font: str | None = field(default_factory=clock_font)
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pi_stream_agent.streams.commands import redact
 from pi_stream_agent.streams.model import ExitInfo, LogRing, PipelineSpec, ProcessExit, Progress
 from pi_stream_agent.streams.progress import ProgressParser, apply_block
+from pi_stream_agent.streams.urls import redact
 
 _LOGGER = logging.getLogger(__name__)
 

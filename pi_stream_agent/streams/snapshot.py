@@ -38,7 +38,8 @@ import signal
 import time
 from dataclasses import dataclass
 from typing import Final, Literal
-from urllib.parse import urlsplit, urlunsplit
+
+from pi_stream_agent.streams.urls import redact
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -155,21 +156,6 @@ def jpeg_dimensions(data: bytes) -> tuple[int, int] | None:
 def is_complete_jpeg(data: bytes) -> bool:
     """Starts with SOI and ends with EOI: ffmpeg was not cut off half-way through the image."""
     return len(data) >= 4 and data.startswith(_SOI) and data.endswith(_EOI)
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user name and password, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        if parts.username is None and parts.password is None:
-            return url
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"  # IPv6 literal
-        netloc = f"{host}:{parts.port}" if parts.port is not None else host
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    except ValueError:
-        return "<invalid url>"
 
 
 def snapshot_argv(
@@ -370,8 +356,8 @@ class SnapshotService:
         finally:
             await _kill_and_reap(proc)
         stderr = stderr_bytes[-_STDERR_KEEP:].decode("utf-8", "replace")
-        if url != (safe_url := redact_url(url)):
-            stderr = stderr.replace(url, safe_url)
+        # ffmpeg quotes the URL it was given: redacted alike, so classify_failure still finds it.
+        stderr, safe_url = redact(stderr), redact(url)
         elapsed = time.monotonic() - started
         if proc.returncode == 0 and is_complete_jpeg(stdout):
             size = jpeg_dimensions(stdout)

@@ -1,5 +1,8 @@
 """Which board this is: model, revision code, SoC, memory, kernel, uptime.
 
+What a SoC means for cameras and encoding is :mod:`pi_stream_agent.soc`'s to say (whether this Pi has a
+hardware H.264 encoder is decided there, from the SoC read here and the V4L2 node scan).
+
 Everything except uptime is fixed for the life of the process, so :class:`BoardReader` reads it once and
 replays the cached values (and the reasons for missing ones) into every sample. Revision codes are decoded
 from the bit layout in the Raspberry Pi documentation (revision-codes.adoc); the table of old-style codes
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pi_stream_agent.rootfs import Gaps, Root, describe_os_error
+from pi_stream_agent.soc import camera_buffers_from_cma
 
 # New-style revision code fields (NOQuuuWuFMMMCCCCPPPPTTTTTTTTRRRR).
 _NEW_STYLE_FLAG = 1 << 23
@@ -78,12 +82,6 @@ _OLD_STYLE: dict[str, tuple[str, str, int | None, str]] = {
     "0015": ("A+", "1.1", None, "Embest"),
 }
 
-# SoCs with the VideoCore IV/VI H.264 encoder (bcm2835-codec, /dev/video11) and whose camera buffers
-# come from CMA. The BCM2712 (Pi 5) has no H.264 encoder and allocates camera buffers from the system
-# heap through its IOMMU (udev's 60-dma-heap.rules points vidbuf_cached at `system` there).
-_VC4_SOCS = frozenset({"BCM2835", "BCM2836", "BCM2837", "BCM2711"})
-_PI5_SOCS = frozenset({"BCM2712"})
-
 # The keys of the sample fragment; BoardInfo.reasons may also explain fields only /info shows (serial).
 _SAMPLE_KEYS = frozenset(
     {
@@ -95,7 +93,6 @@ _SAMPLE_KEYS = frozenset(
         "manufacturer",
         "kernel",
         "uptime_s",
-        "hardware_h264_encoder",
         "is_raspberry_pi",
     }
 )
@@ -140,7 +137,6 @@ class BoardInfo:
     manufacturer: str | None
     serial: str | None
     kernel: str | None
-    hardware_h264_encoder: bool | None
     camera_buffers_from_cma: bool | None
     reasons: dict[str, str] = field(default_factory=dict)
 
@@ -230,24 +226,6 @@ def soc_from_compatible(compatible: list[str]) -> str | None:
     return None
 
 
-def has_hardware_h264_encoder(soc: str | None) -> bool | None:
-    """True on Pi 0-4 (VideoCore encoder), False on Pi 5 (software x264 only), None when unknown."""
-    if soc in _VC4_SOCS:
-        return True
-    if soc in _PI5_SOCS:
-        return False
-    return None
-
-
-def camera_buffers_from_cma(soc: str | None) -> bool | None:
-    """True on Pi 0-4 (libcamera allocates from ``linux,cma``), False on Pi 5 (``system`` heap), else None."""
-    if soc in _VC4_SOCS:
-        return True
-    if soc in _PI5_SOCS:
-        return False
-    return None
-
-
 def parse_uptime(text: str) -> float | None:
     """``/proc/uptime``: ``<seconds since boot> <idle seconds summed over CPUs>``."""
     fields = text.split()
@@ -312,7 +290,6 @@ class BoardReader:
                 "manufacturer": info.manufacturer,
                 "kernel": info.kernel,
                 "uptime_s": uptime,
-                "hardware_h264_encoder": info.hardware_h264_encoder,
                 "is_raspberry_pi": info.is_raspberry_pi,
             }
         }
@@ -364,7 +341,7 @@ class BoardReader:
         if not is_pi:
             # A decoded Revision on a non-Pi ARM board (old ARM kernels print "Revision : 0000" or a
             # vendor number) would be a lie, so every Pi-specific fact is withheld.
-            for key in ("revision", "type", "soc", "memory_bytes", "manufacturer", "hardware_h264_encoder"):
+            for key in ("revision", "type", "soc", "memory_bytes", "manufacturer"):
                 reasons[key] = _NOT_A_PI
             return BoardInfo(
                 is_raspberry_pi=False,
@@ -377,7 +354,6 @@ class BoardReader:
                 manufacturer=None,
                 serial=serial,
                 kernel=kernel,
-                hardware_h264_encoder=None,
                 camera_buffers_from_cma=None,
                 reasons=reasons,
             )
@@ -398,9 +374,6 @@ class BoardReader:
         ):
             if value is None:
                 reasons.setdefault(key, unknown or f"revision code {cpuinfo.revision!r} does not say")
-        encoder = has_hardware_h264_encoder(soc)
-        if encoder is None:
-            reasons.setdefault("hardware_h264_encoder", "SoC unknown")
         return BoardInfo(
             is_raspberry_pi=True,
             model=model,
@@ -412,7 +385,6 @@ class BoardReader:
             manufacturer=revision.manufacturer,
             serial=serial,
             kernel=kernel,
-            hardware_h264_encoder=encoder,
             camera_buffers_from_cma=camera_buffers_from_cma(soc),
             reasons=reasons,
         )

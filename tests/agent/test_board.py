@@ -1,4 +1,5 @@
-"""Board identity: device-tree model, cpuinfo, revision codes, kernel and uptime."""
+"""Board identity: device-tree model, cpuinfo, revision codes, kernel and uptime. (What a SoC means for the
+camera and the encoder is tested in test_soc.py.)"""
 
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ from pi_stream_agent.telemetry.board import (
     BoardReader,
     CpuInfo,
     RevisionInfo,
-    camera_buffers_from_cma,
     decode_revision,
-    has_hardware_h264_encoder,
     parse_cpuinfo,
     parse_device_tree_model,
     parse_device_tree_strings,
@@ -34,7 +33,6 @@ SAMPLE_KEYS = {
     "manufacturer",
     "kernel",
     "uptime_s",
-    "hardware_h264_encoder",
     "is_raspberry_pi",
 }
 
@@ -144,23 +142,6 @@ def test_decode_revision_unknown_parts() -> None:
     assert decode_revision("f09ff0") == RevisionInfo("f09ff0", True, None, None, None, "Sony UK", "1.0")
 
 
-@pytest.mark.parametrize(
-    ("soc", "encoder", "cma"),
-    [
-        ("BCM2835", True, True),
-        ("BCM2836", True, True),
-        ("BCM2837", True, True),
-        ("BCM2711", True, True),
-        ("BCM2712", False, False),
-        ("BCM9999", None, None),
-        (None, None, None),
-    ],
-)
-def test_soc_capabilities(soc: str | None, encoder: bool | None, cma: bool | None) -> None:
-    assert has_hardware_h264_encoder(soc) is encoder
-    assert camera_buffers_from_cma(soc) is cma
-
-
 # --- uptime --------------------------------------------------------------------------------------------
 
 
@@ -196,7 +177,6 @@ def test_reader_pi3bplus_arm64(tree: FixtureTree) -> None:
             "manufacturer": "Sony UK",
             "kernel": "6.6.31+rpt-rpi-v8",
             "uptime_s": 1234.56,
-            "hardware_h264_encoder": True,
             "is_raspberry_pi": True,
         }
     }
@@ -227,7 +207,7 @@ def test_reader_pizerow_without_model_line(tree: FixtureTree) -> None:
     assert sample["model"] is None
     assert "board.model" in gaps.reasons
     assert (sample["type"], sample["soc"], sample["memory_bytes"]) == ("Zero W", "BCM2835", 512 * MIB)
-    assert sample["hardware_h264_encoder"] is True
+    assert reader.board_info().camera_buffers_from_cma is True
     assert reader.serial == "0000000068bd6366"
 
 
@@ -250,7 +230,6 @@ def test_reader_pi5_from_device_tree_only(tree: FixtureTree) -> None:
     sample = reader.sample(gaps, 0.0)["board"]
     assert sample["is_raspberry_pi"] is True
     assert sample["soc"] == "BCM2712"
-    assert sample["hardware_h264_encoder"] is False
     assert sample["type"] is None
     assert "Revision" in gaps.reasons["board.type"]
     assert reader.serial == "1234abcd5678ef90"
@@ -263,7 +242,7 @@ def test_reader_this_x86_machine() -> None:
     sample = reader.sample(gaps, 0.0)["board"]
     assert set(sample) == SAMPLE_KEYS
     assert sample["is_raspberry_pi"] is False
-    for key in ("revision", "type", "soc", "memory_bytes", "manufacturer", "hardware_h264_encoder"):
+    for key in ("revision", "type", "soc", "memory_bytes", "manufacturer"):
         assert sample[key] is None
         assert "not a Raspberry Pi" in gaps.reasons[f"board.{key}"]
     assert sample["kernel"] == os.uname().release

@@ -570,7 +570,6 @@ def test_board_collector_reads_a_pi4(pi: SimulatedPi) -> None:
         "manufacturer": "Sony UK",
         "kernel": "6.6.31+rpt-rpi-v8",
         "uptime_s": float(read(pi, "proc/uptime").split()[0]),
-        "hardware_h264_encoder": True,
         "is_raspberry_pi": True,
     }
     assert gaps.reasons == {}

@@ -16,13 +16,14 @@ import yaml
 from pi_stream_agent.config import ConfigError, validate
 from pi_stream_agent.discovery.registry import describe_devices
 from pi_stream_agent.rootfs import Root
+from pi_stream_agent.soc import hardware_h264_encoder
 from pi_stream_agent.streams.fields import FOURCC_TO_INPUT, format_bitrate, parse_bitrate
 from pi_stream_agent.streams.fit import rate_matches, size_matches, validate_streams
 from pi_stream_agent.streams.model import SourceConfig, StreamConfig, SubstreamConfig
 from pi_stream_agent.streams.problems import Problem, StreamConfigError, raise_for_errors
 from pi_stream_agent.streams.schema import parse_stream, parse_streams
 from pi_stream_agent.streams.serialize import to_json
-from pi_stream_agent.telemetry.board import decode_revision, has_hardware_h264_encoder, parse_cpuinfo
+from pi_stream_agent.telemetry.board import decode_revision, parse_cpuinfo
 from tests.agent.helpers import FixtureTree, fixture_text
 from tests.agent.pi_trees import build_pi4_with_card, build_pi5_with_card, install_standins
 from tests.agent.test_discovery_v4l2 import CARD_FORMATS, META_FORMATS
@@ -99,16 +100,18 @@ def pi5_devices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def pi4_board() -> dict[str, Any]:
+def pi4_board(pi4_devices: dict[str, Any]) -> dict[str, Any]:
     revision = decode_revision(parse_cpuinfo(fixture_text(PI4_CPUINFO)).revision)
-    return {"soc": revision.soc, "hardware_h264_encoder": has_hardware_h264_encoder(revision.soc)}
+    encoder = hardware_h264_encoder(pi4_devices["hardware_encoder"]["h264"], revision.soc)
+    return {"soc": revision.soc, "hardware_h264_encoder": encoder}
 
 
 @pytest.fixture(scope="module")
-def pi5_board() -> dict[str, Any]:
+def pi5_board(pi5_devices: dict[str, Any]) -> dict[str, Any]:
     # d04170: the revision on the board line of vcgencmd/pi5_raspinfo_get_camera_not_registered.txt.
     revision = decode_revision("d04170")
-    return {"soc": revision.soc, "hardware_h264_encoder": has_hardware_h264_encoder(revision.soc)}
+    encoder = hardware_h264_encoder(pi5_devices["hardware_encoder"]["h264"], revision.soc)
+    return {"soc": revision.soc, "hardware_h264_encoder": encoder}
 
 
 def test_the_devices_documents_are_what_the_fixtures_say(
@@ -910,8 +913,10 @@ def test_pi5_hardware_encoder_refused(pi5_devices: dict[str, Any], pi5_board: di
         "encodes "
         "in software): use auto or software"
     ]
-    # The node scan alone (board unknown) is enough to know.
-    assert check([stream(encoder="hardware")], pi5_devices, {}) == [
+    # The agent's answer from the node scan alone (SoC unknown) is enough to know.
+    node = pi5_devices["hardware_encoder"]["h264"]
+    scan_only = {"hardware_h264_encoder": hardware_h264_encoder(node, None)}
+    assert check([stream(encoder="hardware")], pi5_devices, scan_only) == [
         'streams[0] (id "garage"): encoder: this board has no hardware H.264 encoder (a Pi 5 encodes in '
         "software): use auto or software"
     ]

@@ -1,6 +1,6 @@
-"""Publisher command lines: a :class:`~.model.StreamConfig` + :class:`~.model.PublishEnvironment` →
-:class:`~.model.PipelineSpec` (argument lists only, never a shell), plus the RTSP URL helpers and
-credential redaction for logs and the API.
+"""Publisher pipelines: a :class:`~.model.StreamConfig` + :class:`~.model.PublishEnvironment` →
+:class:`~.model.PipelineSpec`, the processes that publish a stream (argument lists only, never a shell).
+Where they publish to comes from :mod:`.urls`.
 
 Pipelines (stdout of each process feeds stdin of the next; the last one is always an ffmpeg that writes
 ``-progress`` blocks to its stdout, once a second):
@@ -32,8 +32,9 @@ Pipelines (stdout of each process feeds stdin of the next; the last one is alway
     ``ffmpeg -f v4l2 -input_format … -i <device>`` → copy (MJPEG/H.264 pass-through) or encode
     (h264_v4l2m2m on Pi 0-4, libx264 elsewhere); substream as above.
 ``test``
-    ``ffmpeg -re -f lavfi -i testsrc2=size=WxH:rate=F`` → encode; substream as above. ``testsrc2`` moves on
-    its own, so no fonts (drawtext) are needed to see that frames flow.
+    ``ffmpeg -re -f lavfi -i <pattern>=size=WxH:rate=F,<moving overlay>`` → encode; substream as above.
+    Every pattern carries moving content (:func:`moving_overlay`: the local time and frame number, or a
+    jumping box where no font is found), so even a still pattern like ``smptebars`` shows live from frozen.
 
 A substream is always a second ``-map`` of the one input: ffmpeg decodes the input once and feeds each
 output's filter chain (the same work as an explicit ``split`` filter, with simpler argument lists).
@@ -42,178 +43,26 @@ output's filter chain (the same work as an explicit ``split`` filter, with simpl
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final
-from urllib.parse import quote, urlsplit
 
+from pi_stream_agent.soc import camera_isp_is_pisp
+
+from .fields import COMPRESSED_INPUT_FORMATS, DEFAULT_TEST_PATTERN, TEST_PATTERN_IDS
 from .model import (
     Encoding,
     PipelineSpec,
     ProcessSpec,
     PublishEnvironment,
-    RtspSettings,
     StreamConfig,
     SubstreamConfig,
 )
+from .urls import publish_url
 
 
 class PipelineError(ValueError):
     """The stream cannot be published as configured on this machine (the message names stream and field)."""
 
-
-# ------------------------------------------------------------------------------------ rpicam-vid options
-
-
-@dataclass(frozen=True)
-class RpicamOption:
-    """One rpicam-vid command-line option as its boost::program_options table declares it."""
-
-    name: str  # long name, without the leading "--"
-    short: str | None = None  # one-letter alias, without the "-"
-    # False for boost ``implicit_value`` options (flags): given bare, or as ``--name=value``; they never
-    # take the next argument as their value.
-    needs_value: bool = True
-    # Declared under ``#if LIBAV_PRESENT``: absent from rpicam-apps-lite (Raspberry Pi OS Lite's package).
-    libav_only: bool = False
-
-
-# Every option of rpicam-vid, verified against rpicam-apps' own option tables:
-#   core/options.cpp @ 01fc37ec8b1fd713b79b72a6811058aadd9d2a80 (Options::Options(), common to all apps)
-#   core/video_options.hpp @ 0043890f2f72c71e402aa171564f9f4a7e87bbf3 (VideoOptions, rpicam-vid only)
-# and against real ``rpicam-vid --help`` output quoted in raspberrypi/rpicam-apps#775 (Zero 2 W, 2025:
-# "-h [ --help ]", "--camera arg (=0)", "-v [ --verbose ]", "--mode", "--buffer-count", "--no-raw",
-# "--autofocus-*") and real command lines (fixtures streaming/*: "-t 0 -n --inline -o -", "--codec yuv420",
-# "--camera 0 --nopreview", "--level 4.2", "-b", "--low-latency", "--codec libav --libav-format mpegts").
-# Options added to rpicam-apps after those revisions are missing here (the stand-in rejects them).
-RPICAM_VID_OPTIONS: Final[tuple[RpicamOption, ...]] = (
-    # core/options.cpp
-    RpicamOption("help", "h", needs_value=False),
-    RpicamOption("version", needs_value=False),
-    RpicamOption("list-cameras", needs_value=False),
-    RpicamOption("camera"),  # value<unsigned int>: an index, not a libcamera id
-    RpicamOption("verbose", "v", needs_value=False),
-    RpicamOption("config", "c", needs_value=False),
-    RpicamOption("info-text"),
-    RpicamOption("width"),
-    RpicamOption("height"),
-    RpicamOption("timeout", "t"),
-    RpicamOption("output", "o"),
-    RpicamOption("post-process-file"),
-    RpicamOption("nopreview", "n", needs_value=False),
-    RpicamOption("preview", "p"),
-    RpicamOption("fullscreen", "f", needs_value=False),
-    RpicamOption("qt-preview", needs_value=False),
-    RpicamOption("hflip", needs_value=False),
-    RpicamOption("vflip", needs_value=False),
-    RpicamOption("rotation"),
-    RpicamOption("roi"),
-    RpicamOption("shutter"),
-    RpicamOption("analoggain"),
-    RpicamOption("gain"),
-    RpicamOption("metering"),
-    RpicamOption("exposure"),
-    RpicamOption("ev"),
-    RpicamOption("awb"),
-    RpicamOption("awbgains"),
-    RpicamOption("flush", needs_value=False),
-    RpicamOption("wrap"),
-    RpicamOption("brightness"),
-    RpicamOption("contrast"),
-    RpicamOption("saturation"),
-    RpicamOption("sharpness"),
-    RpicamOption("framerate"),
-    RpicamOption("denoise"),
-    RpicamOption("viewfinder-width"),
-    RpicamOption("viewfinder-height"),
-    RpicamOption("tuning-file"),
-    RpicamOption("lores-width"),
-    RpicamOption("lores-height"),
-    RpicamOption("mode"),
-    RpicamOption("viewfinder-mode"),
-    RpicamOption("buffer-count"),
-    RpicamOption("viewfinder-buffer-count"),
-    RpicamOption("no-raw", needs_value=False),
-    RpicamOption("autofocus-mode"),
-    RpicamOption("autofocus-range"),
-    RpicamOption("autofocus-speed"),
-    RpicamOption("autofocus-window"),
-    RpicamOption("lens-position"),
-    RpicamOption("hdr", needs_value=False),
-    RpicamOption("metadata"),
-    RpicamOption("metadata-format"),
-    RpicamOption("flicker-period"),
-    # core/video_options.hpp
-    RpicamOption("bitrate", "b"),
-    RpicamOption("profile"),
-    RpicamOption("level"),
-    RpicamOption("intra", "g"),
-    RpicamOption("inline", needs_value=False),
-    RpicamOption("codec"),
-    RpicamOption("save-pts"),
-    RpicamOption("quality", "q"),
-    RpicamOption("listen", "l", needs_value=False),
-    RpicamOption("keypress", "k", needs_value=False),
-    RpicamOption("signal", "s", needs_value=False),
-    RpicamOption("initial", "i"),
-    RpicamOption("split", needs_value=False),
-    RpicamOption("segment"),
-    RpicamOption("circular", needs_value=False),
-    RpicamOption("frames"),
-    RpicamOption("libav-video-codec", libav_only=True),
-    RpicamOption("libav-video-codec-opts", libav_only=True),
-    RpicamOption("libav-format", libav_only=True),
-    RpicamOption("libav-audio", needs_value=False, libav_only=True),
-    RpicamOption("audio-codec", libav_only=True),
-    RpicamOption("audio-source", libav_only=True),
-    RpicamOption("audio-device", libav_only=True),
-    RpicamOption("audio-channels", libav_only=True),
-    RpicamOption("audio-bitrate", libav_only=True),
-    RpicamOption("audio-samplerate", libav_only=True),
-    RpicamOption("alsa-period-size", libav_only=True),
-    RpicamOption("av-sync", libav_only=True),
-    RpicamOption("low-latency", needs_value=False, libav_only=True),
-    RpicamOption("sync"),
-)
-
-# The options build_pipeline writes. None is libav-only, so rpicam-apps-lite runs every pipeline.
-RPICAM_OPTIONS_USED: Final[frozenset[str]] = frozenset(
-    {
-        "camera",
-        "timeout",
-        "nopreview",
-        "codec",
-        "inline",
-        "flush",
-        "width",
-        "height",
-        "framerate",
-        "bitrate",
-        "intra",
-        "level",
-        "output",
-    }
-)
-
-# lavfi sources that take ``size`` and ``rate``; a closed list so a config value cannot smuggle other
-# filters (``movie=``, ``amovie=`` read files) into the filter graph.
-TEST_PATTERNS: Final[frozenset[str]] = frozenset(
-    {
-        "testsrc",
-        "testsrc2",
-        "smptebars",
-        "smptehdbars",
-        "rgbtestsrc",
-        "yuvtestsrc",
-        "pal75bars",
-        "pal100bars",
-        "mandelbrot",
-        "life",
-        "cellauto",
-    }
-)
-DEFAULT_TEST_PATTERN: Final = "testsrc2"
 
 # H.264 level limits (ITU-T H.264 table A-1): level 4/4.1 allow 245 760 macroblocks/s, 4.2 allows
 # 522 240; all three allow 8 192 macroblocks per frame (1920x1080 is 8 160). The VideoCore encoder
@@ -221,8 +70,6 @@ DEFAULT_TEST_PATTERN: Final = "testsrc2"
 _MBPS_LEVEL_41: Final = 245_760
 _MBPS_LEVEL_42: Final = 522_240
 _MAX_FRAME_MBS: Final = 8_192
-
-_V4L2_COPYABLE: Final = frozenset({"mjpeg", "h264"})
 
 
 # ------------------------------------------------------------------------------------------ small helpers
@@ -248,99 +95,12 @@ def yuv420_stride(width: int, soc: str | None, hardware_h264_encoder: bool) -> i
     (raspberrypi/linux#4419; 780 px come out 832 wide, rpicam-apps#188). The Pi 5's PiSP aligns the chroma
     stride to 64 and doubles it for luma (libcamera pipeline/rpi/pisp computeOptimalStride): 128-byte rows.
     """
-    pi5 = soc == "BCM2712" or (soc is None and not hardware_h264_encoder)
-    align = 128 if pi5 else 64
+    align = 128 if camera_isp_is_pisp(soc, hardware_h264_encoder) else 64
     return (width + align - 1) // align * align
 
 
 def _macroblocks(width: int, height: int) -> int:
     return math.ceil(width / 16) * math.ceil(height / 16)
-
-
-# ------------------------------------------------------------------------------------------------- URLs
-
-
-def _join(base: str, path: str) -> str:
-    _split_authority(base)  # rejects anything but rtsp:// and rtsps://
-    return base.rstrip("/") + "/" + path.lstrip("/")
-
-
-def _split_authority(url: str) -> tuple[str, str, str, str]:
-    """``scheme://userinfo@hostport/rest`` → (scheme, userinfo, hostport, rest); userinfo may be empty."""
-    scheme, sep, remainder = url.partition("://")
-    if not sep or scheme.lower() not in ("rtsp", "rtsps"):
-        raise PipelineError(f"{url!r} is not an rtsp:// or rtsps:// URL")
-    authority, slash, rest = remainder.partition("/")
-    userinfo, at, hostport = authority.rpartition("@")
-    return scheme, userinfo if at else "", hostport, slash + rest
-
-
-def _with_credentials(url: str, username: str | None, password: str | None) -> str:
-    """``url`` with ``user:password@`` (percent-encoded) replacing any userinfo; unchanged without both."""
-    if username is None and password is None:
-        return url
-    scheme, _, hostport, rest = _split_authority(url)
-    userinfo = quote(username or "", safe="")
-    if password is not None:
-        userinfo += ":" + quote(password, safe="")
-    return f"{scheme}://{userinfo}@{hostport}{rest}"
-
-
-def _replace_host(url: str, host: str) -> str:
-    """``url`` without userinfo, its host replaced by ``host`` (port and path kept)."""
-    scheme, _, _, rest = _split_authority(url)
-    try:
-        port = urlsplit(url).port
-    except ValueError as err:
-        raise PipelineError(f"{url!r} has an invalid port") from err
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"  # an IPv6 literal
-    return f"{scheme}://{host}{f':{port}' if port is not None else ''}{rest}"
-
-
-def _stream_path(stream: StreamConfig, substream: bool) -> str:
-    if not substream:
-        return stream.rtsp_path
-    if stream.substream is None:
-        raise PipelineError(f"stream {stream.id!r} has no substream")
-    return stream.substream.rtsp_path
-
-
-def publish_url(stream: StreamConfig, rtsp: RtspSettings, *, substream: bool = False) -> str:
-    """Where the publisher pushes: publish base + path, with the publish credentials if configured.
-
-    Holds credentials: pass through :func:`redact` before logging or showing it.
-    """
-    url = _join(rtsp.publish_url, _stream_path(stream, substream))
-    return _with_credentials(url, rtsp.publish_username, rtsp.publish_password)
-
-
-def read_url(stream: StreamConfig, rtsp: RtspSettings, host: str, *, substream: bool = False) -> str:
-    """Where readers (Home Assistant, NVRs) pull from.
-
-    The read base is ``rtsp.read_url``, or else the publish base with its host replaced by ``host`` (this Pi's
-    address as others reach it; the publish base is usually 127.0.0.1) and its publish credentials dropped.
-    Read credentials, when configured, are put in percent-encoded.
-    """
-    base = rtsp.read_url if rtsp.read_url else _replace_host(rtsp.publish_url, host)
-    url = _join(base, _stream_path(stream, substream))
-    return _with_credentials(url, rtsp.read_username, rtsp.read_password)
-
-
-# Greedy up to the last "@" before the first "/" so a password with a raw "@" is hidden whole.
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s]*@")
-
-
-def redact(text: str) -> str:
-    """``text`` with the userinfo of every URL in it replaced by ``***`` (for argv, log lines, errors)."""
-    if "@" not in text:  # the common case for log lines: no regex work
-        return text
-    return _USERINFO.sub(r"\1***@", text)
-
-
-def redacted_argv(argv: Sequence[str]) -> list[str]:
-    """``argv`` safe for logs and the API: credentials in URLs replaced by ``***``."""
-    return [redact(arg) for arg in argv]
 
 
 # -------------------------------------------------------------------------------------------- ffmpeg bits
@@ -601,7 +361,7 @@ def _v4l2(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
     input_format = stream.source.input_format
     encoding: Encoding
     if stream.encoder == "copy":
-        if input_format not in _V4L2_COPYABLE:
+        if input_format not in COMPRESSED_INPUT_FORMATS:
             raise PipelineError(
                 f"stream {stream.id!r}: encoder 'copy' needs source.input_format 'mjpeg' or 'h264', "
                 f"not {input_format!r}"
@@ -611,7 +371,6 @@ def _v4l2(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
         encoding = "copy"  # the card already sends H.264: re-encoding would only add latency and CPU
     else:
         encoding = _encoded_choice(stream, env)
-    transport = env.rtsp.publish_transport
     fps = _num(stream.fps)
     ffmpeg = [*_ffmpeg_head(env), *_low_delay_input(), "-f", "v4l2"]
     if input_format:
@@ -631,18 +390,8 @@ def _v4l2(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
     else:
         gop = keyframe_interval_frames(stream.fps, stream.keyframe_interval_s)
         ffmpeg += _encode_args(encoding, stream.bitrate, gop)
-    ffmpeg += _rtsp_output(main_url, transport)
-    if stream.substream is not None and sub_url is not None:
-        ffmpeg += _substream_output(
-            stream, stream.substream, sub_url, encoding=_sub_encoding(env), transport=transport
-        )
-    return PipelineSpec(
-        stream_id=stream.id,
-        processes=(ProcessSpec("ffmpeg", tuple(ffmpeg)),),
-        encoding=encoding,
-        main_url=main_url,
-        sub_url=sub_url,
-        device_path=device,
+    return _one_ffmpeg(
+        stream, env, ffmpeg, encoding=encoding, main_url=main_url, sub_url=sub_url, device_path=device
     )
 
 
@@ -652,13 +401,11 @@ def _test(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
             f"stream {stream.id!r}: encoder 'copy' needs a compressed source, not a test pattern"
         )
     pattern = stream.source.pattern or DEFAULT_TEST_PATTERN
-    if pattern not in TEST_PATTERNS:
+    if pattern not in TEST_PATTERN_IDS:
         raise PipelineError(
-            f"stream {stream.id!r}: source.pattern {pattern!r} is not one of "
-            f"{', '.join(sorted(TEST_PATTERNS))}"
+            f"stream {stream.id!r}: source.pattern {pattern!r} is not one of {', '.join(TEST_PATTERN_IDS)}"
         )
     encoding = _encoded_choice(stream, env)
-    transport = env.rtsp.publish_transport
     gop = keyframe_interval_frames(stream.fps, stream.keyframe_interval_s)
     ffmpeg = [
         *_ffmpeg_head(env),
@@ -667,12 +414,27 @@ def _test(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
         "-f",
         "lavfi",
         "-i",
-        f"{pattern}=size={stream.width}x{stream.height}:rate={_num(stream.fps)}",
+        pattern_graph(pattern, stream.width, stream.height, stream.fps, env.tools.clock_font),
         "-map",
         "0:v:0",
         *_encode_args(encoding, stream.bitrate, gop),
-        *_rtsp_output(main_url, transport),
     ]
+    return _one_ffmpeg(stream, env, ffmpeg, encoding=encoding, main_url=main_url, sub_url=sub_url)
+
+
+def _one_ffmpeg(
+    stream: StreamConfig,
+    env: PublishEnvironment,
+    ffmpeg: list[str],
+    *,
+    encoding: Encoding,
+    main_url: str,
+    sub_url: str | None,
+    device_path: str | None = None,
+) -> PipelineSpec:
+    """One ffmpeg (V4L2 and test sources): its main output published, and the substream beside it."""
+    transport = env.rtsp.publish_transport
+    ffmpeg = [*ffmpeg, *_rtsp_output(main_url, transport)]
     if stream.substream is not None and sub_url is not None:
         ffmpeg += _substream_output(
             stream, stream.substream, sub_url, encoding=_sub_encoding(env), transport=transport
@@ -683,7 +445,35 @@ def _test(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
         encoding=encoding,
         main_url=main_url,
         sub_url=sub_url,
+        device_path=device_path,
     )
+
+
+def moving_overlay(width: int, height: int, font: str | None) -> str:
+    """A filter that puts moving content on every frame, so a person tells a live picture from a frozen one
+    even on a still pattern (smptebars): the local time and the frame number drawn with ``font``, or
+    without a font a box that jumps between two places every second."""
+    margin = max(2, height // 40)
+    if font is not None:
+        size = max(10, height // 18)
+        # Escaping (checked with ffmpeg 5.1): the quotes keep the graph and option parsers off the text;
+        # inside, ``\:`` separates localtime from its format and ``\\\:`` is a literal colon in the format.
+        text = r"%{localtime\:%H\\\:%M\\\:%S}  frame %{n}"
+        return (
+            f"drawtext=fontfile={font}:text='{text}':fontsize={size}:fontcolor=white"
+            f":box=1:boxcolor=black@0.6:boxborderw={margin}:x={2 * margin}:y={2 * margin}"
+        )
+    side = max(4, height // 12)
+    boxes = []
+    for slot, when in ((0, "lt(mod(t\\,2)\\,1)"), (1, "gte(mod(t\\,2)\\,1)")):
+        x = margin + slot * (side + margin)
+        boxes.append(f"drawbox=x={x}:y={margin}:w={side}:h={side}:color=white:t=fill:enable='{when}'")
+    return ",".join(boxes)
+
+
+def pattern_graph(pattern: str, width: int, height: int, fps: float, font: str | None) -> str:
+    """The lavfi graph of a test stream: the pattern at the stream's size and rate, with moving content."""
+    return f"{pattern}=size={width}x{height}:rate={_num(fps)},{moving_overlay(width, height, font)}"
 
 
 def _check_numbers(stream: StreamConfig) -> None:

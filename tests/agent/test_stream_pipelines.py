@@ -1,4 +1,5 @@
-"""Publisher command lines (pi_stream_agent.streams.commands) and the rpicam-vid stand-in.
+"""Publisher pipelines (pi_stream_agent.streams.pipelines), RTSP URLs and redaction (.urls), and the
+rpicam-vid stand-in.
 
 Argument lists are checked exactly for every source kind. The test-pattern and CSI pipelines are then run for
 real (real ffmpeg, the rpicam-vid stand-in, the rtsp_server fixture over UDP) and read back with ffprobe.
@@ -17,18 +18,8 @@ from typing import Any
 
 import pytest
 
-from pi_stream_agent.streams.commands import (
-    RPICAM_OPTIONS_USED,
-    RPICAM_VID_OPTIONS,
-    PipelineError,
-    build_pipeline,
-    keyframe_interval_frames,
-    publish_url,
-    read_url,
-    redact,
-    redacted_argv,
-    yuv420_stride,
-)
+from pi_stream_agent.streams.fields import TEST_PATTERN_IDS as TEST_PATTERNS
+from pi_stream_agent.streams.fonts import usable_font
 from pi_stream_agent.streams.model import (
     PublishEnvironment,
     RtspSettings,
@@ -38,6 +29,16 @@ from pi_stream_agent.streams.model import (
     SubstreamConfig,
     ToolPaths,
 )
+from pi_stream_agent.streams.pipelines import (
+    PipelineError,
+    build_pipeline,
+    keyframe_interval_frames,
+    moving_overlay,
+    pattern_graph,
+    yuv420_stride,
+)
+from pi_stream_agent.streams.urls import RtspUrlError, publish_url, read_url, redact, redacted_argv
+from tests.agent.rpicam_options import RPICAM_OPTIONS_USED, RPICAM_VID_OPTIONS
 from tests.agent.rtsp import RtspServer, wait_readable
 from tests.agent.streams_helpers import (
     RPICAM_STANDIN,
@@ -489,7 +490,7 @@ def test_test_pattern_argv() -> None:
         "-f",
         "lavfi",
         "-i",
-        "testsrc2=size=320x240:rate=15",
+        "testsrc2=size=320x240:rate=15," + moving_overlay(320, 240, ToolPaths().clock_font),
         "-map",
         "0:v:0",
         *x264("300000", "15"),
@@ -511,9 +512,54 @@ def test_test_pattern_argv() -> None:
     ]
     assert build_pipeline(config, pi4()).encoding == "hardware"
     smpte = build_pipeline(stream("test", source=SourceConfig(kind="test", pattern="smptebars")), pi5())
-    assert "smptebars=size=1280x720:rate=30" in smpte.processes[0].argv
+    graph = smpte.processes[0].argv[smpte.processes[0].argv.index("lavfi") + 2]
+    assert graph.startswith("smptebars=size=1280x720:rate=30,")
     with pytest.raises(PipelineError, match=r"source\.pattern 'movie=/etc/passwd'"):
         build_pipeline(stream("test", source=SourceConfig(kind="test", pattern="movie=/etc/passwd")), pi5())
+
+
+def _frame_digests(graph: str, frames: int) -> list[str]:
+    """The MD5 of each decoded frame of a lavfi graph, as ffmpeg's framemd5 muxer prints them."""
+    argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", graph]
+    result = subprocess.run(
+        [*argv, "-frames:v", str(frames), "-f", "framemd5", "-"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    lines = [line for line in result.stdout.decode().splitlines() if line and not line.startswith("#")]
+    return [line.rsplit(",", 1)[1].strip() for line in lines]
+
+
+@pytest.mark.parametrize("font", ["host font", "no font"])
+def test_every_test_pattern_moves(font: str) -> None:
+    """Two frames a second apart differ for every pattern, with the clock or with the box that stands in
+    for it when no font is found; a still pattern alone (smptebars) would show the same picture."""
+    fps = 5
+    clock_font = ToolPaths().clock_font if font == "host font" else None
+    if font == "host font" and clock_font is None:
+        pytest.skip("no font on this machine (Debian's ffmpeg brings fonts-dejavu-core)")
+
+    def first_and_a_second_later(graph: str) -> tuple[str, str]:
+        digests = _frame_digests(graph, fps + 1)
+        return digests[0], digests[fps]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        graphs = [pattern_graph(p, 160, 120, fps, clock_font) for p in TEST_PATTERNS]
+        moved = dict(zip(TEST_PATTERNS, pool.map(first_and_a_second_later, graphs), strict=True))
+        still = first_and_a_second_later(f"smptebars=size=160x120:rate={fps}")
+    assert {pattern for pattern, (first, later) in moved.items() if first == later} == set()
+    assert still[0] == still[1]
+
+
+def test_clock_font_is_a_plain_readable_file(tmp_path: Path) -> None:
+    good = tmp_path / "Mono.ttf"
+    good.write_bytes(b"\0")
+    odd = tmp_path / "it's:odd.ttf"
+    odd.write_bytes(b"\0")
+    assert usable_font([str(tmp_path / "absent.ttf"), str(odd), str(good)]) == str(good)
+    assert usable_font([str(tmp_path)]) is None  # a directory
+    assert usable_font([]) is None
 
 
 def test_keyframe_interval_frames() -> None:
@@ -540,10 +586,13 @@ def test_publish_url_encodes_credentials() -> None:
     config = stream(rtsp_path="/front", substream=replace(SUB, rtsp_path="front_sub"))
     assert publish_url(config, rtsp) == "rtsp://cam%20admin:p%40ss%3Aw%2Frd%25@127.0.0.1:8554/front"
     assert publish_url(config, rtsp, substream=True).endswith("@127.0.0.1:8554/front_sub")
-    with pytest.raises(PipelineError, match="no substream"):
+    with pytest.raises(RtspUrlError, match="no substream"):
         publish_url(stream(), rtsp, substream=True)
-    with pytest.raises(PipelineError, match="not an rtsp"):
-        publish_url(stream(), RtspSettings(publish_url="http://127.0.0.1:8554"))
+    with pytest.raises(RtspUrlError, match="not an rtsp") as caught:
+        publish_url(stream(), RtspSettings(publish_url="http://u:hunter2@127.0.0.1:8554"))
+    assert "hunter2" not in str(caught.value)
+    with pytest.raises(RtspUrlError, match="invalid port"):
+        read_url(stream(), RtspSettings(publish_url="rtsp://127.0.0.1:notaport"), "pi.local")
 
 
 def test_read_url_defaults_to_publish_base_on_this_host() -> None:
@@ -576,6 +625,22 @@ def test_redacted_argv_hides_credentials() -> None:
     assert redact("[rtsp] rtsp://u:p@ss@host:8554/x: Connection refused") == (
         "[rtsp] rtsp://***@host:8554/x: Connection refused"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("rtsp://user:s3cret@10.0.0.5:8554/cam", "rtsp://***@10.0.0.5:8554/cam"),
+        ("rtsp://user@pi.local/cam?x=1", "rtsp://***@pi.local/cam?x=1"),
+        ("rtsp://u:p@[fe80::1]:8554/cam", "rtsp://***@[fe80::1]:8554/cam"),
+        ("rtsp://127.0.0.1:8554/cam", "rtsp://127.0.0.1:8554/cam"),
+        ("rtsp://u:p@host:notaport/x", "rtsp://***@host:notaport/x"),  # never fails, whatever the URL
+        ("RTSPS://u:p?#@host/x and rtsp://v:q@other/y", "RTSPS://***@host/x and rtsp://***@other/y"),
+        ("a mail address: someone@example.com", "a mail address: someone@example.com"),
+    ],
+)
+def test_redact_hides_every_userinfo_in_any_text(text: str, shown: str) -> None:
+    assert redact(text) == shown
 
 
 # ------------------------------------------------------------------------------------------ the stand-in
