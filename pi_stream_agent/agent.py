@@ -195,6 +195,7 @@ class Agent:
             listeners=lambda: self.hub.client_count,
             on_sample=self.hub.broadcast_telemetry,
             off_loop=firmware_forks,
+            complete=self._add_stream_stats,
         )
         if self.simulation is not None:
             self._simulation_task = asyncio.create_task(self.simulation.run(), name="pi_stream simulation")
@@ -308,6 +309,12 @@ class Agent:
 
     async def _current_sample(self) -> dict[str, Any] | None:
         return await self.telemetry_service.current() if self.telemetry_service is not None else None
+
+    def _add_stream_stats(self, sample: dict[str, Any]) -> None:
+        """Each sample carries every stream's numbers (fps, bitrate, restarts, publishers' CPU/RSS), so a
+        client that follows the telemetry push never needs to poll the streams for them."""
+        if self.streams is not None:
+            sample["streams"] = self.streams.stats(sample.get("processes") or {})
 
     def _latest_sample(self) -> dict[str, Any] | None:
         return self.telemetry_service.latest if self.telemetry_service is not None else None

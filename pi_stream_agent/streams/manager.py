@@ -126,6 +126,7 @@ class StreamManager:
             rtsp_reachable=self._rtsp_reachable,
             cma_free_bytes=self._cma_free_bytes,
             on_pids=self._track,
+            process_usage=self._process_usage,
             marker=lambda stream_id: f"{self._agent_id}:{stream_id}",
         )
 
@@ -244,7 +245,6 @@ class StreamManager:
                 "urls": urls,
                 "read_transport": self._rtsp.read_transport,  # what a reader of ``urls`` should use
                 "software_encoded": spec.encoding == "software" if spec is not None else None,
-                "publishers": self._publisher_usage(stream_id),
             }
         )
         return status
@@ -257,11 +257,15 @@ class StreamManager:
             return None
         return {"username": self._rtsp.read_username, "password": self._rtsp.read_password or ""}
 
-    def _publisher_usage(self, stream_id: str) -> dict[str, Any]:
+    def _process_usage(self) -> Mapping[str, Mapping[str, Any]]:
         sample = self._latest_sample() or {}
-        processes = sample.get("processes") or {}
-        prefix = f"{stream_id}/"
-        return {name[len(prefix) :]: usage for name, usage in processes.items() if name.startswith(prefix)}
+        processes: Mapping[str, Mapping[str, Any]] = sample.get("processes") or {}
+        return processes
+
+    def stats(self, processes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Every stream's numbers for a telemetry sample, its publishers' CPU/RSS from that sample's
+        ``processes`` (so a pushed sample never mixes two readings)."""
+        return {stream_id: s.stats(processes) for stream_id, s in self._supervisors.items()}
 
     def logs(self, stream_id: str, lines: int) -> list[dict[str, Any]]:
         ring = self._supervisor(stream_id).log

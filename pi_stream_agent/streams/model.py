@@ -156,6 +156,7 @@ class Progress:
     speed: float | None = None
     updated_at: float | None = None  # time.monotonic() of the last block that advanced ``frames``
     blocks: int = 0  # progress blocks received
+    size_mark: tuple[float, int] | None = None  # (out_time_s, total_size) the bitrate is measured from
 
 
 class LogRing:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 from pi_stream_agent.streams.model import Progress
 
+# The shortest stretch of media time a bitrate is measured over (ffmpeg reports once a second).
+MIN_RATE_WINDOW_S = 0.5
 # A key ffmpeg never repeats within one block; its arrival closes the block.
 _END_KEY = "progress"
 
@@ -41,6 +43,7 @@ class ProgressBlock:
     out_time_s: float | None
     speed: float | None
     end: bool  # ``progress=end``: ffmpeg is finishing
+    total_size: int | None = None  # bytes written so far; N/A for RTSP outputs (no file behind them)
 
 
 def parse_int(value: str) -> int | None:
@@ -120,10 +123,13 @@ def _block(fields: dict[str, str], *, end: bool) -> ProgressBlock:
     fps_text = fields.get("fps")
     bitrate_text = fields.get("bitrate")
     speed_text = fields.get("speed")
+    size_text = fields.get("total_size")
+    size = parse_int(size_text) if size_text is not None else None
     return ProgressBlock(
         frames=frames if frames is None or frames >= 0 else None,
         fps=parse_float(fps_text) if fps_text is not None else None,
         bitrate_bps=parse_bitrate(bitrate_text) if bitrate_text is not None else None,
+        total_size=size if size is not None and size >= 0 else None,
         out_time_s=out_time,
         speed=parse_speed(speed_text) if speed_text is not None else None,
         end=end,
@@ -138,8 +144,10 @@ def apply_block(progress: Progress, block: ProgressBlock, now: float) -> bool:
     supervisor's stall watch looks for. A block without a frame count keeps the previous count, so a
     single odd block cannot make the next normal one look like progress."""
     progress.blocks += 1
-    progress.fps = block.fps
-    progress.bitrate_bps = block.bitrate_bps
+    # 0.00 is what ffmpeg writes before it has measured anything: "not known yet", not a frozen stream
+    # (a frozen stream is told by ``updated_at``, not by this average).
+    progress.fps = block.fps if block.fps is not None and block.fps > 0 else None
+    progress.bitrate_bps = _measured_bitrate(progress, block) or block.bitrate_bps
     progress.out_time_s = block.out_time_s
     progress.speed = block.speed
     if block.frames is None:
@@ -150,3 +158,20 @@ def apply_block(progress: Progress, block: ProgressBlock, now: float) -> bool:
     if advanced:
         progress.updated_at = now
     return advanced
+
+
+def _measured_bitrate(progress: Progress, block: ProgressBlock) -> float | None:
+    """Bits per second from ``total_size`` growth over the *media* time it covers (``out_time``): the
+    publisher's own clock, so an agent that read two blocks late (or at once) measures the same rate.
+    None while there is no earlier block with both numbers to compare with."""
+    previous = progress.size_mark
+    if block.total_size is None or block.out_time_s is None:
+        return None
+    if previous is None or block.total_size < previous[1] or block.out_time_s < previous[0]:
+        progress.size_mark = (block.out_time_s, block.total_size)
+        return None
+    elapsed = block.out_time_s - previous[0]
+    if elapsed < MIN_RATE_WINDOW_S:
+        return progress.bitrate_bps
+    progress.size_mark = (block.out_time_s, block.total_size)
+    return (block.total_size - previous[1]) * 8 / elapsed
