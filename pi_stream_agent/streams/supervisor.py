@@ -42,6 +42,11 @@ RTSP_REPROBE_S = 1.0
 # How often a missing device is looked for again. Hot-plug events start a stream at once; this catches a
 # stable by-id link that udev creates a moment after the kernel's /dev node (the event has passed by then).
 DEVICE_RECHECK_S = 2.0
+# How long the watch loop waits between looks at the publisher's progress.
+WATCH_TICK_S = 1.0
+# A look this much later than planned means the agent itself was held up (frozen, SIGSTOPped, starved):
+# that time is not the publisher's, so the stall clocks restart from the moment the agent is back.
+LATE_TICK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,13 @@ class _Wanted:
     running: bool = True  # False after an API stop; True after start/restart
     restart: bool = False  # restart the current pipeline now
     generation: int = 0  # bumped on every command, so waits notice
+
+
+async def _drain_readable() -> None:
+    """Let the pipes' read callbacks run: data that is readable now is delivered before this returns.
+    (One turn queues the readers' callbacks behind this task's next step; the second runs them.)"""
+    for _ in range(2):
+        await asyncio.sleep(0)
 
 
 class StreamSupervisor:
@@ -290,6 +302,8 @@ class StreamSupervisor:
         # Start from the round's generation, not the current one: a command that came while the round
         # awaited the pre-flight or the spawn is acted on here, not dropped.
         seen = self._round_generation
+        # Stall clocks start no earlier than this: moved on whenever the agent itself was late.
+        judged_from = spawned
         try:
             while True:
                 if seen != self._wanted.generation:
@@ -300,23 +314,31 @@ class StreamSupervisor:
                 if seen != self._wanted.generation:
                     continue
                 woke = asyncio.create_task(self._wake.wait())
-                done, _ = await asyncio.wait({exited, woke}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                tick = time.monotonic()
+                done, _ = await asyncio.wait(
+                    {exited, woke}, timeout=WATCH_TICK_S, return_when=asyncio.FIRST_COMPLETED
+                )
                 woke.cancel()
                 if exited in done:
                     return exited.result(), False
                 if seen != self._wanted.generation:
                     continue
+                if time.monotonic() - tick > WATCH_TICK_S + LATE_TICK_S:
+                    # The agent was held up. What ffmpeg wrote meanwhile may sit unread in the pipe: let
+                    # the readers drain it (their callbacks run in the next loop turns), and do not count
+                    # the agent's own lateness as the publisher's silence.
+                    await _drain_readable()
+                    judged_from = time.monotonic()
                 now = time.monotonic()
                 progress = process.progress
                 if progress.updated_at is not None:
                     if self.state is not StreamState.RUNNING:
                         self.running_since = self._hooks.clock()
                         self._set_state(StreamState.RUNNING, None, None)
-                    if now - progress.updated_at > self._settings.stall_timeout_s:
-                        return await self._stall(
-                            process, f"no new frame for {now - progress.updated_at:.1f} s"
-                        )
-                elif now - spawned > self._settings.startup_timeout_s:
+                    silent = now - max(progress.updated_at, judged_from)
+                    if silent > self._settings.stall_timeout_s:
+                        return await self._stall(process, f"no new frame for {silent:.1f} s")
+                elif now - judged_from > self._settings.startup_timeout_s:
                     timeout = self._settings.startup_timeout_s
                     return await self._stall(process, f"no frame within {timeout:g} s of start")
         finally:
