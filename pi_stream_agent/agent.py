@@ -172,6 +172,13 @@ class Agent:
         if seed is None:  # not configured: a simulated Pi shows its test cameras
             seed = SIMULATED_STREAMS if config.simulate else ()
         store = StreamStore(config.state_dir, seed, seed_origin=str(config.source or "the built-in defaults"))
+        if config.rtsp_server_command:
+            self.rtsp_server = RtspServerSupervisor(
+                config.rtsp_server_command,
+                self.bus,
+                marker=f"{self.agent_id}:rtsp-server",
+                publish_url=config.rtsp.publish_url,
+            )
         self.streams = StreamManager(
             store=store,
             rtsp=config.rtsp,
@@ -183,6 +190,8 @@ class Agent:
             processes=self.stack.processes,
             agent_id=self.agent_id,
             latest_sample=self._latest_sample,
+            # Publishers started before the server this agent runs listens would fail (rtsp_unreachable).
+            server_ready=self.rtsp_server.wait_listening if self.rtsp_server is not None else None,
         )
         firmware_forks = self.stack.firmware.needs_subprocess
         self.telemetry_service = TelemetryService(
@@ -201,10 +210,6 @@ class Agent:
             self._simulation_task = asyncio.create_task(self.simulation.run(), name="pi_stream simulation")
         await self.stack.start()
         await self.registry.start()
-        if config.rtsp_server_command:
-            self.rtsp_server = RtspServerSupervisor(
-                config.rtsp_server_command, self.bus, marker=f"{self.agent_id}:rtsp-server"
-            )
         await self.streams.start()  # kills leftovers of a previous run first, the server's included
         if self.rtsp_server is not None:
             self.rtsp_server.start()

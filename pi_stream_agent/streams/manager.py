@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,6 +74,7 @@ class StreamManager:
         tools: ToolPaths | None = None,
         snapshots: SnapshotService | None = None,
         latest_sample: Callable[[], dict[str, Any] | None] = lambda: None,
+        server_ready: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._rtsp = rtsp
@@ -86,6 +87,7 @@ class StreamManager:
         self._tools = tools or ToolPaths()
         self.snapshots = snapshots or SnapshotService(transport=rtsp.read_transport)
         self._latest_sample = latest_sample
+        self._server_ready = server_ready
         self._supervisors: dict[str, StreamSupervisor] = {}
         self._tracked: dict[str, list[str]] = {}
         self._unsubscribe: Callable[[], None] | None = None
@@ -127,6 +129,7 @@ class StreamManager:
             cma_free_bytes=self._cma_free_bytes,
             on_pids=self._track,
             process_usage=self._process_usage,
+            server_ready=self._server_ready,
             marker=lambda stream_id: f"{self._agent_id}:{stream_id}",
         )
 

@@ -102,6 +102,8 @@ class SupervisorHooks:
     process_usage: Callable[[], Mapping[str, Mapping[str, Any]]] = lambda: {}
     marker: Callable[[str], str] = lambda stream_id: stream_id
     process_factory: Callable[..., PipelineProcess] = PipelineProcess
+    # Awaited once before the first start: the RTSP server the agent itself runs is listening (bounded).
+    server_ready: Callable[[], Awaitable[None]] | None = None
     backoff_factory: Callable[[], Backoff] = Backoff
     clock: Callable[[], float] = time.time
 
@@ -203,6 +205,8 @@ class StreamSupervisor:
     # -- the loop ----------------------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        if self._hooks.server_ready is not None:
+            await self._hooks.server_ready()
         while True:
             try:
                 await self._one_round()

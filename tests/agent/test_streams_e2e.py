@@ -521,3 +521,29 @@ async def test_a_stable_link_that_udev_creates_late_still_starts_the_stream(
     assert status["restart_count"] == 0  # an unplug is not a failure
     os.symlink(target, link)
     await wait_state(agent, "hdmi", {"running"}, timeout_s=10)
+
+
+async def test_a_clean_start_with_a_supervised_rtsp_server_leaves_no_exit(
+    tmp_path: Path, start_agent: AgentFactory
+) -> None:
+    # Publishers wait for the server the agent itself runs to listen, so a clean start shows no scary
+    # "rtsp_unreachable … is MediaMTX running?" last exit (issue 13 §2).
+    from tests.agent.rtsp import free_port, free_udp_range, server_command
+
+    server = RtspServer(free_port(), free_port(), tmp_path / "unused.log")
+    command = tuple(server_command(server.read_port, server.publish_port, free_udp_range()))
+    config = make_config(
+        tmp_path, server, [test_stream("cam1"), test_stream("cam2")], rtsp_server_command=command
+    )
+    agent = Agent(config)
+    exits: list[Any] = []
+    agent.bus.subscribe(lambda event: exits.append(event) if event.type == "stream_exit" else None)
+    try:
+        await agent.start()
+        for stream_id in ("cam1", "cam2"):
+            status = await wait_state(agent, stream_id, {"running"}, timeout_s=30)
+            assert status["last_exit"] is None, status["last_exit"]
+            assert status["restarts_by_cause"] == {}
+        assert exits == []
+    finally:
+        await agent.stop()
