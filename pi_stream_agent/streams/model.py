@@ -156,7 +156,10 @@ class Progress:
     speed: float | None = None
     updated_at: float | None = None  # time.monotonic() of the last block that advanced ``frames``
     blocks: int = 0  # progress blocks received
-    size_mark: tuple[float, int] | None = None  # (out_time_s, total_size) the bitrate is measured from
+    # Measured by the agent from the bytes ffmpeg reports written (``-progress`` total_size, or the
+    # per-frame ``-vstats`` sizes where the output is RTSP and total_size is N/A), over media time.
+    measured_bitrate_bps: float | None = None
+    size_mark: tuple[float, int] | None = None  # (media time s, bytes) the bitrate is measured from
 
 
 class LogRing:

@@ -41,7 +41,13 @@ from pathlib import Path
 
 from pi_stream_agent.streams.commands import redact
 from pi_stream_agent.streams.model import ExitInfo, LogRing, PipelineSpec, ProcessExit, Progress
-from pi_stream_agent.streams.progress import ProgressParser, apply_block
+from pi_stream_agent.streams.progress import (
+    VSTATS_PREFIX,
+    ProgressParser,
+    apply_block,
+    parse_vstats_line,
+    record_size,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -324,6 +330,13 @@ class PipelineProcess:
         return self._ended.result()
 
     def _log_line(self, name: str, line: str) -> None:
+        if line.startswith(VSTATS_PREFIX) and self._reads_progress and name == self.names[-1]:
+            # The progress ffmpeg's per-frame sizes (-vstats to stderr): what the bitrate is measured
+            # from where the RTSP output has no size of its own. Data, not a log line.
+            frame = parse_vstats_line(line)
+            if frame is not None and (frame.output, frame.stream) == (0, 0):  # the main stream
+                record_size(self.progress, frame.time_s, frame.total_bytes)
+            return
         # ffmpeg echoes the publish URL in its errors; the log is served over the API: never the password.
         self._log.append(name, redact(line))
 

@@ -523,7 +523,10 @@ class StreamSupervisor:
                     "cpu_percent": reading.get("cpu_percent") if same else None,
                     "rss_bytes": reading.get("rss_bytes") if same else None,
                 }
-        bitrate = progress.bitrate_bps if progress is not None else None
+        bitrate = None
+        if progress is not None:
+            measured = progress.measured_bitrate_bps
+            bitrate = measured if measured is not None else progress.bitrate_bps
         return {
             "state": str(self.state),
             "fps": progress.fps if progress is not None else None,

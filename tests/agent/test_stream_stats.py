@@ -67,6 +67,16 @@ async def test_stats_are_in_status_telemetry_and_events_and_null_while_not_runni
                 break
             await asyncio.sleep(0.1)
         assert set(stats) == STATS_KEYS
+        # Measured by the agent although ffmpeg prints bitrate=N/A for its RTSP output (300 kbit/s asked).
+        for _ in range(100):
+            status = await get(session, f"{base}/streams/cam1")
+            if status["bitrate_bps"] is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert isinstance(status["bitrate_bps"], int)
+        assert 30_000 < status["bitrate_bps"] < 3_000_000, status["bitrate_bps"]
+        logs = [line["line"] for line in agent.streams.logs("cam1", 300)] if agent.streams else []
+        assert not any(line.startswith("out=") for line in logs), "frame sizes are data, not log lines"
         assert stats["state"] == "running" and stats["fps"] > 0
         assert stats["publishers"]["ffmpeg"]["pid"] == status["pids"]["ffmpeg"]
         assert stats["publishers"]["ffmpeg"]["rss_bytes"] > 0
