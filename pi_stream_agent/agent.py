@@ -30,6 +30,7 @@ from pi_stream_agent.rootfs import Root
 from pi_stream_agent.streams.manager import Platform, StreamManager
 from pi_stream_agent.streams.rtsp_server import RtspServerSupervisor
 from pi_stream_agent.streams.store import StreamStore
+from pi_stream_agent.telemetry.meminfo import read_cma
 from pi_stream_agent.telemetry.sampler import TelemetryService
 from pi_stream_agent.telemetry.stack import TelemetryStack, build_stack
 
@@ -185,7 +186,10 @@ class Agent:
             root=root,
             bus=self.bus,
             platform=Platform(
-                devices=self.registry.to_json, board=self._board_facts, simulated=config.simulate
+                devices=self.registry.to_json,
+                board=self._board_facts,
+                cma=lambda: read_cma(root),  # the telemetry's one CMA reader
+                simulated=config.simulate,
             ),
             processes=self.stack.processes,
             agent_id=self.agent_id,

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from pi_stream_agent.events import Event, EventBus
@@ -27,6 +27,7 @@ from pi_stream_agent.streams.config import (
     validate_streams,
 )
 from pi_stream_agent.streams.model import (
+    CmaReader,
     PipelineSpec,
     PreflightResult,
     PublishEnvironment,
@@ -40,10 +41,16 @@ from pi_stream_agent.streams.process import kill_leftovers
 from pi_stream_agent.streams.snapshot import Snapshot, SnapshotService
 from pi_stream_agent.streams.store import StreamNotFoundError, StreamStore
 from pi_stream_agent.streams.supervisor import StreamSupervisor, SupervisorHooks, SupervisorSettings
-from pi_stream_agent.telemetry.meminfo import parse_meminfo
-from pi_stream_agent.telemetry.system import ProcessWatch
 
 _LOGGER = logging.getLogger(__name__)
+
+
+class ProcessTracker(Protocol):
+    """Where publishers are reported for CPU/RSS (the telemetry's process watch, wired by the agent)."""
+
+    def track(self, name: str, pid: int) -> None: ...
+
+    def untrack(self, name: str) -> None: ...
 
 
 class UnknownStreamError(KeyError):
@@ -56,6 +63,7 @@ class Platform:
 
     devices: Callable[[], dict[str, Any]]  # GET /devices JSON (kept current by hot-plug)
     board: Callable[[], dict[str, Any]]  # hardware_h264_encoder, camera_buffers_from_cma, soc
+    cma: CmaReader = lambda: (None, None)  # (CmaFree, CmaTotal): the telemetry's reader
     simulated: bool = False
 
 
@@ -68,7 +76,7 @@ class StreamManager:
         root: Root,
         bus: EventBus,
         platform: Platform,
-        processes: ProcessWatch,
+        processes: ProcessTracker,
         agent_id: str,
         settings: SupervisorSettings | None = None,
         tools: ToolPaths | None = None,
@@ -183,6 +191,7 @@ class StreamManager:
             spec,
             rtsp_publish_url=self._rtsp.publish_url,
             root=self._root,
+            cma=self._platform.cma,
             board=self._platform.board(),
             width=config.width,
             height=config.height,
@@ -193,10 +202,7 @@ class StreamManager:
         return await check_rtsp(self._rtsp.publish_url, 1.0) is None
 
     def _cma_free_bytes(self) -> int | None:
-        try:
-            return parse_meminfo(self._root.read_text("proc/meminfo")).get("CmaFree")
-        except OSError:
-            return None
+        return self._platform.cma()[0]
 
     def _track(self, stream_id: str, pids: Mapping[str, int]) -> None:
         """Publishers join the telemetry's per-process CPU and RSS as ``<stream>/<program>``."""

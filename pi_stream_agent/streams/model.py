@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -202,6 +203,11 @@ class ExitInfo:
     runtime_s: float
     requested: bool  # the agent stopped it (stop/restart/stall), as opposed to it dying
     log_tail: tuple[str, ...] = field(default_factory=tuple)
+
+
+# (CmaFree, CmaTotal) in bytes now, None where unknown: the agent wires the telemetry's reader here, so
+# streams never read /proc/meminfo themselves.
+CmaReader = Callable[[], tuple[int | None, int | None]]
 
 
 @dataclass(frozen=True)
