@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pi_stream_agent.streams.causes import Classification, classify_exit
 from pi_stream_agent.streams.model import (
     ExitCause,
     ExitInfo,
+    LastExit,
     LogRing,
     PipelineSpec,
     PreflightResult,
@@ -59,33 +59,6 @@ class SupervisorSettings:
     stop_timeout_s: float = 3.0
     log_lines: int = 300
     exit_log_lines: int = 20
-
-
-@dataclass
-class LastExit:
-    at: float
-    cause: ExitCause
-    summary: str
-    evidence: str | None
-    process: str | None
-    exit_code: int | None
-    signal: str | None
-    runtime_s: float
-    log_tail: list[str]
-    cma_free_bytes: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "at": round(self.at, 3),
-            "cause": str(self.cause),
-            "summary": self.summary,
-            "evidence": self.evidence,
-            "process": self.process,
-            "exit_code": self.exit_code,
-            "signal": self.signal,
-            "runtime_s": round(self.runtime_s, 3),
-            "cma_free_bytes": self.cma_free_bytes,
-        }
 
 
 @dataclass
@@ -431,17 +404,12 @@ class StreamSupervisor:
         return f"waiting for {device} to be connected"
 
     def _record_exit(self, info: ExitInfo, verdict: Classification, cma_free: int | None) -> None:
-        culprit = next((p for p in info.processes if p.name == info.first), None)
-        self.last_exit = LastExit(
-            at=self._hooks.clock(),
+        self.last_exit = LastExit.of(
+            info,
             cause=verdict.cause,
             summary=verdict.summary,
             evidence=verdict.evidence,
-            process=info.first,
-            exit_code=culprit.returncode if culprit is not None and culprit.signal is None else None,
-            signal=signal.Signals(culprit.signal).name if culprit is not None and culprit.signal else None,
-            runtime_s=info.runtime_s,
-            log_tail=list(info.log_tail),
+            at=self._hooks.clock(),
             cma_free_bytes=cma_free,
         )
         self._publish_exit()

@@ -489,7 +489,12 @@ async def test_agent_supervises_the_rtsp_server_when_configured(
         if pids and pids["rtsp-test-server"] != first:
             break
         await asyncio.sleep(0.1)
-    assert agent.rtsp_server.status()["restart_count"] == 1
+    status = agent.rtsp_server.status()
+    assert status["restart_count"] == 1
+    # The streams' vocabulary: a state word and a last exit with a cause, as for a publisher.
+    assert status["last_exit"]["cause"] == "killed" and status["last_exit"]["signal"] == "SIGKILL"
+    assert status["state"] in {"running", "backoff"}
+    assert agent.info()["rtsp_server"]["last_exit"]["cause"] == "killed"
     await wait_state(agent, "cam1", {"running"}, timeout_s=30)
     await readable(f"{server.read_base}/cam1", timeout_s=30)
 
