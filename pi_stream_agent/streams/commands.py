@@ -597,6 +597,7 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
         encoding=encoding,
         main_url=main_url,
         sub_url=sub_url,
+        main_stream_on_stdin=encoding == "hardware",  # rpicam-vid's H.264, copied by ffmpeg
     )
 
 

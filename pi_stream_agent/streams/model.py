@@ -145,6 +145,10 @@ class PipelineSpec:
     device_path: str | None = None  # the device node the pipeline opens, if any
     # The last process is an ffmpeg writing ``-progress pipe:1`` key=value blocks to its stdout.
     progress_process: int = -1
+    # The last process's stdin carries the main stream already encoded, and it passes it through (the
+    # camera's hardware H.264 into ``-c:v copy``): the bytes it reads are the main stream's, which is how
+    # the bitrate is measured where ffmpeg encodes nothing itself (no -vstats frame sizes).
+    main_stream_on_stdin: bool = False
 
 
 @dataclass

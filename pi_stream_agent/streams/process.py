@@ -211,6 +211,19 @@ class _LineProtocol(asyncio.Protocol):
             _LOGGER.exception("line consumer failed")
 
 
+def _bytes_read(pid: int) -> int | None:
+    """``rchar`` of /proc/<pid>/io: every byte the process has read() — for a stage fed by a pipe, the
+    stream it was fed (plus a constant few kB of start-up reads, which a rate of deltas ignores)."""
+    try:
+        with open(f"/proc/{pid}/io", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"rchar:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _first_terminator(data: bytes) -> int:
     newline, carriage = data.find(b"\n"), data.find(b"\r")
     if newline < 0:
@@ -426,6 +439,10 @@ class PipelineProcess:
         block = self._parser.feed(line)
         if block is not None:
             apply_block(self.progress, block, time.monotonic())
+            if self.spec.main_stream_on_stdin and block.out_time_s is not None and self._stages:
+                read = _bytes_read(self._stages[-1].pid)
+                if read is not None:
+                    record_size(self.progress, block.out_time_s, read)
 
     def _stage_exited(self, name: str, _task: asyncio.Task[int]) -> None:
         self._exit_order.append(name)

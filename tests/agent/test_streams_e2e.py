@@ -231,6 +231,13 @@ async def test_csi_camera_through_rpicam_vid_on_a_pi4_board(
     argv = log.read_text().splitlines()[0]
     for option in ("--codec", "h264", "--inline", "--flush", "--camera", "0", "--nopreview"):
         assert option in argv
+    # ffmpeg only copies here (no frame sizes of its own): the bitrate is measured from what it reads.
+    for _ in range(100):
+        status = agent.streams.status("csi", reader_host="127.0.0.1") if agent.streams else {}
+        if status.get("bitrate_bps") is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert 30_000 < status["bitrate_bps"] < 3_000_000, status["bitrate_bps"]
 
 
 # -- RTSP server down, device gone ---------------------------------------------------------------------------
