@@ -188,10 +188,10 @@ class Agent:
             platform=Platform(
                 devices=self.registry.to_json,
                 board=self._board_facts,
+                processes=self.stack.processes,
                 cma=lambda: read_cma(root),  # the telemetry's one CMA reader
                 simulated=config.simulate,
             ),
-            processes=self.stack.processes,
             agent_id=self.agent_id,
             latest_sample=self._latest_sample,
             # Publishers started before the server this agent runs listens would fail (rtsp_unreachable).

@@ -59,10 +59,12 @@ class UnknownStreamError(KeyError):
 
 @dataclass(frozen=True)
 class Platform:
-    """What the manager needs to know about the board and its devices, refreshed on demand."""
+    """The one view of this Pi the manager is given (the agent wires it): devices and board, refreshed on
+    demand, CMA, and where publishers are reported for CPU/RSS."""
 
     devices: Callable[[], dict[str, Any]]  # GET /devices JSON (kept current by hot-plug)
     board: Callable[[], dict[str, Any]]  # hardware_h264_encoder, camera_buffers_from_cma, soc
+    processes: ProcessTracker
     cma: CmaReader = lambda: (None, None)  # (CmaFree, CmaTotal): the telemetry's reader
     simulated: bool = False
 
@@ -76,7 +78,6 @@ class StreamManager:
         root: Root,
         bus: EventBus,
         platform: Platform,
-        processes: ProcessTracker,
         agent_id: str,
         settings: SupervisorSettings | None = None,
         tools: ToolPaths | None = None,
@@ -89,7 +90,7 @@ class StreamManager:
         self._root = root
         self._bus = bus
         self._platform = platform
-        self._processes = processes
+        self._processes = platform.processes
         self._agent_id = agent_id
         self._settings = settings or SupervisorSettings()
         self._tools = tools or ToolPaths()
