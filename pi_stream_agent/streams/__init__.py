@@ -20,9 +20,12 @@ Configuration
 
 Running
 ``manager.py``      :class:`StreamManager` — all streams of the agent: one supervisor each, config changes
-                    (validated, stored, only changed streams restarted), hot-plug routing, status with URLs.
+                    (validated, stored, only changed streams restarted), hot-plug routing, status with URLs,
+                    stats for the telemetry sample; the board/devices/CMA/process usage come from the
+                    :class:`~.manager.Platform` the agent gives it.
 ``supervisor.py``   :class:`StreamSupervisor` per stream: the state machine (pre-flight, spawn, watch, stall
-                    detection, classify the exit, back off or wait for the device).
+                    detection judged by what ffmpeg wrote, classify the exit, back off or wait for the device),
+                    every command acted on, and the stream's stats (fps, bitrate, restarts by cause).
 ``pipelines.py``    :func:`build_pipeline` — a StreamConfig + :class:`~.model.PublishEnvironment` → a
                     :class:`~.model.PipelineSpec`: argument lists only, never a shell.
 ``fonts.py``        the font the test patterns' clock is drawn with (looked up once, no program run).
@@ -33,11 +36,14 @@ Running
                     environment marker so a later agent can find leftovers, stderr into a LogRing,
                     ``-progress`` parsed into :class:`~.model.Progress`; stop = SIGTERM to the group, SIGKILL
                     after a timeout; every child reaped. Also :func:`kill_leftovers`.
-``progress.py``     pure: ffmpeg's ``-progress`` blocks → :class:`~.model.Progress`.
+``progress.py``     pure: ffmpeg's ``-progress`` blocks and ``-vstats`` frame sizes → :class:`~.model.Progress`
+                    (frames, fps, the bitrate the agent measures).
 ``causes.py``       pure: exit codes/signals + last log lines → :class:`~.model.ExitCause`.
-``preflight.py``    before a (re)start: device present, RTSP server reachable, enough CMA.
+``preflight.py``    before a (re)start: device present, RTSP server reachable, enough CMA (read through the
+                    telemetry's reader, which the agent wires in: streams never read /proc/meminfo).
 ``backoff.py``      pure: exponential backoff with jitter, first retry fast, cap, reset after a stable period.
-``rtsp_server.py``  the RTSP server (MediaMTX) as one more supervised child, when the config names it.
+``rtsp_server.py``  the RTSP server (MediaMTX) as one more supervised child, when the config names it, in
+                    the streams' states and exits; publishers wait for it to listen before their first start.
 ``snapshot.py``     JPEG snapshots decoded from the *published* stream (key frames only), single-flight and
                     a cache.
 
