@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
 
+from pi_stream_agent.api.connections import SERVER_NAME, GuardedRequestHandler
 from pi_stream_agent.api.errors import ApiError, from_http_exception, json_error
 from pi_stream_agent.api.websocket import WebSocketHub
 from pi_stream_agent.credentials import tokens_match
@@ -17,6 +19,8 @@ _LOGGER = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 # No request to API v1 needs more than this; anything larger is refused before it is read.
 MAX_REQUEST_BODY_BYTES = 64 * 1024
+# ... and it arrives within this time (a body trickled in a byte at a time would hold the connection).
+BODY_TIMEOUT_S = 10.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -48,6 +52,25 @@ def _bearer_token(request: web.Request) -> str | None:
     return value.strip()
 
 
+def _guarded(request: web.Request) -> GuardedRequestHandler | None:
+    protocol = request.protocol
+    return protocol if isinstance(protocol, GuardedRequestHandler) else None
+
+
+@web.middleware
+async def connection_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tells the connection guard (api/connections.py) that a request is in progress, so it is not timed
+    out as idle while it is served."""
+    protocol = _guarded(request)
+    if protocol is None:
+        return await handler(request)
+    protocol.guard.request_started(protocol)
+    try:
+        return await handler(request)
+    finally:
+        protocol.guard.request_finished(protocol)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes a JSON error; an unexpected one is logged here, not shown to the client."""
@@ -73,6 +96,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return json_error(401, "unauthorized", "missing token: send 'Authorization: Bearer <token>'")
     if not tokens_match(presented, backend.token):
         return json_error(401, "unauthorized", "invalid token (see 'pi-stream-agent token' on the Pi)")
+    protocol = _guarded(request)
+    if protocol is not None:
+        protocol.guard.mark_authenticated(protocol)
     return await handler(request)
 
 
@@ -81,8 +107,18 @@ async def body_limit_middleware(request: web.Request, handler: Handler) -> web.S
     # aiohttp enforces client_max_size only when a handler reads the body; read it here, once, so an
     # oversized request is refused (413) even by handlers that ignore bodies. Handlers reuse the cache.
     if request.body_exists:
-        await request.read()
+        try:
+            await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise ApiError(
+                408, "request_timeout", f"the request body did not arrive within {BODY_TIMEOUT_S:g} s"
+            ) from None
     return await handler(request)
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp's default names the Python and aiohttp versions: of use only to someone looking for a hole.
+    response.headers["Server"] = SERVER_NAME
 
 
 async def _info(request: web.Request) -> web.Response:
@@ -116,9 +152,10 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
 
 def create_app(backend: Backend, hub: WebSocketHub) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware, body_limit_middleware],
+        middlewares=[connection_middleware, error_middleware, auth_middleware, body_limit_middleware],
         client_max_size=MAX_REQUEST_BODY_BYTES,
     )
+    app.on_response_prepare.append(_server_header)
     app[BACKEND_KEY] = backend
     app[HUB_KEY] = hub
     app.router.add_get(f"{API_PREFIX}/info", _info)

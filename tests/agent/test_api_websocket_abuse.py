@@ -156,9 +156,7 @@ class NeverReadingClient:
 async def test_slow_consumers_are_bounded_in_bytes_and_closed(agent: Agent) -> None:
     pings = masked_text_frame(json.dumps({"type": "ping", "id": "p" * websocket.MAX_PING_ID_CHARS})) * 200
     assert agent.port is not None
-    clients = [
-        await asyncio.to_thread(NeverReadingClient, agent.port, agent.token) for _ in range(20)
-    ]
+    clients = [await asyncio.to_thread(NeverReadingClient, agent.port, agent.token) for _ in range(20)]
     try:
         for _ in range(50):
             if agent.hub.client_count == 20:
