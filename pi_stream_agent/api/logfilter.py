@@ -38,7 +38,7 @@ class OncePerWindow(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             key = f"{record.name}:{record.getMessage().splitlines()[0][:200]}"
-        except Exception:  # a record that cannot be formatted is not ours to judge
+        except (TypeError, ValueError, KeyError):  # a record that cannot be formatted is not ours to judge
             return True
         held = self._admit(key)
         if held is None:

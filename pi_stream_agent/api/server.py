@@ -109,7 +109,7 @@ async def body_limit_middleware(request: web.Request, handler: Handler) -> web.S
     if request.body_exists:
         try:
             await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ApiError(
                 408, "request_timeout", f"the request body did not arrive within {BODY_TIMEOUT_S:g} s"
             ) from None

@@ -113,7 +113,7 @@ class _Client:
             while (text := self._next()) is not None:
                 try:
                     await asyncio.wait_for(self.ws.send_str(text), SEND_TIMEOUT_S)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     self.drop(CLOSE_TOO_SLOW, "client not reading; reconnect")
                     return
 
@@ -129,16 +129,16 @@ class _Client:
     async def _close(self, code: int, reason: str) -> None:
         if self.pump_task is not None and self.pump_task is not asyncio.current_task():
             self.pump_task.cancel()
+        delivered = True
         try:
             await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), CLOSE_GRACE_S)
-        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
-            pass
+        except (TimeoutError, ConnectionError, RuntimeError):
+            delivered = False
         # A client that does not read cannot take the close frame either: the socket would never drain,
         # so the connection (and its buffers) would stay. Cut it.
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.abort()
-        elif self._transport is not None and self._transport.get_write_buffer_size() > 0:
-            self._transport.abort()
+        transport = self._transport
+        if transport is not None and (not delivered or transport.get_write_buffer_size() > 0):
+            transport.abort()
 
 
 class WebSocketHub:
