@@ -40,7 +40,7 @@ class RunningAgent:
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}{path}", headers={"Authorization": f"Bearer {self.token}"}
         )
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
 
     def open_descriptors(self) -> int:
@@ -55,9 +55,21 @@ def running_agent(tmp_path: Path) -> Iterator[RunningAgent]:
     config.write_text(f"state_dir: {state}\nstreams: []\n")
     log = tmp_path / "agent.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen(  # noqa: S603 - argument list, our own module
-            [sys.executable, "-m", "pi_stream_agent", "run", "--config", str(config), "--simulate",
-             "--no-zeroconf", "--listen", "127.0.0.1", "--port", str(port)],
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pi_stream_agent",
+                "run",
+                "--config",
+                str(config),
+                "--simulate",
+                "--no-zeroconf",
+                "--listen",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             cwd=REPO_ROOT,
             stdout=sink,
             stderr=subprocess.STDOUT,
