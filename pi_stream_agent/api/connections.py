@@ -26,6 +26,7 @@ import asyncio
 import logging
 import os
 import resource
+import socket
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -300,7 +301,7 @@ class ApiListener:
         for name in _FLOODABLE_LOGGERS:
             logging.getLogger(name).addFilter(self._accept_log)
         self._server = await loop.create_server(protocol, host, port, reuse_address=True, backlog=128)
-        sockets = self._server.sockets or []
+        sockets: list[socket.socket] = list(self._server.sockets or [])
         _LOGGER.debug("connection limits: %s", guard.limits)
         return int(sockets[0].getsockname()[1]) if sockets else port
 

@@ -60,15 +60,19 @@ def _guarded(request: web.Request) -> GuardedRequestHandler | None:
 @web.middleware
 async def connection_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Tells the connection guard (api/connections.py) that a request is in progress, so it is not timed
-    out as idle while it is served."""
+    out as idle while it is served; and names the server without versions (aiohttp's default names the
+    Python and aiohttp versions: of use only to someone looking for a hole)."""
     protocol = _guarded(request)
-    if protocol is None:
-        return await handler(request)
-    protocol.guard.request_started(protocol)
+    if protocol is not None:
+        protocol.guard.request_started(protocol)
     try:
-        return await handler(request)
+        response = await handler(request)
     finally:
-        protocol.guard.request_finished(protocol)
+        if protocol is not None:
+            protocol.guard.request_finished(protocol)
+    if not response.prepared:
+        response.headers["Server"] = SERVER_NAME
+    return response
 
 
 @web.middleware
@@ -116,11 +120,6 @@ async def body_limit_middleware(request: web.Request, handler: Handler) -> web.S
     return await handler(request)
 
 
-async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
-    # aiohttp's default names the Python and aiohttp versions: of use only to someone looking for a hole.
-    response.headers["Server"] = SERVER_NAME
-
-
 async def _info(request: web.Request) -> web.Response:
     backend: Backend = request.app[BACKEND_KEY]
     return web.json_response(backend.info())
@@ -155,7 +154,6 @@ def create_app(backend: Backend, hub: WebSocketHub) -> web.Application:
         middlewares=[connection_middleware, error_middleware, auth_middleware, body_limit_middleware],
         client_max_size=MAX_REQUEST_BODY_BYTES,
     )
-    app.on_response_prepare.append(_server_header)
     app[BACKEND_KEY] = backend
     app[HUB_KEY] = hub
     app.router.add_get(f"{API_PREFIX}/info", _info)
