@@ -44,6 +44,9 @@ MIN_RESERVED_DESCRIPTORS = 64
 # A Pi serves Home Assistant and a few tools; more than this many connections is abuse, not use.
 MAX_CONNECTIONS_CEILING = 256
 MAX_UNAUTHENTICATED_CEILING = 64
+# asyncio accepts up to the listen backlog in one go, before any new connection can be judged: keep it
+# small, and count it against the budget, so a burst cannot overshoot the caps into the reserve.
+LISTEN_BACKLOG = 16
 # Loggers a client can make repeat one message without end: asyncio (failed accepts), aiohttp's server.
 _FLOODABLE_LOGGERS = ("asyncio", "aiohttp.server")
 
@@ -66,7 +69,7 @@ class ConnectionLimits:
         except OSError:
             in_use = 64
         reserve = max(MIN_RESERVED_DESCRIPTORS, soft // 8)
-        total = max(4, min(MAX_CONNECTIONS_CEILING, soft - in_use - reserve))
+        total = max(4, min(MAX_CONNECTIONS_CEILING, soft - in_use - reserve - 2 * LISTEN_BACKLOG))
         return cls(
             max_connections=total, max_unauthenticated=max(2, min(MAX_UNAUTHENTICATED_CEILING, total // 2))
         )
@@ -300,7 +303,9 @@ class ApiListener:
         # asyncio logs every failed accept (EMFILE) with a traceback: once per window is enough.
         for name in _FLOODABLE_LOGGERS:
             logging.getLogger(name).addFilter(self._accept_log)
-        self._server = await loop.create_server(protocol, host, port, reuse_address=True, backlog=128)
+        self._server = await loop.create_server(
+            protocol, host, port, reuse_address=True, backlog=LISTEN_BACKLOG
+        )
         sockets: list[socket.socket] = list(self._server.sockets or [])
         _LOGGER.debug("connection limits: %s", guard.limits)
         return int(sockets[0].getsockname()[1]) if sockets else port
