@@ -137,6 +137,8 @@ class GuardedRequestHandler(web.RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # part of a response is out: no second one can follow
+            raise ConnectionError("response already partly sent; cannot send an error response")
         if status >= 500:
             _LOGGER.error("Error handling a request", exc_info=exc)
             code, text = "internal_error", "the agent failed to handle this request; see its log"
