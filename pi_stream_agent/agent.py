@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from pi_stream_agent import API_VERSION, __version__
+from pi_stream_agent.api.connections import ApiListener
 from pi_stream_agent.api.server import create_app
 from pi_stream_agent.api.streams import add_stream_routes
 from pi_stream_agent.api.websocket import WebSocketHub
@@ -87,6 +88,7 @@ class Agent:
         self.rtsp_server: RtspServerSupervisor | None = None
         self.hub = WebSocketHub(self._hello, self._current_sample)
         self._runner: web.AppRunner | None = None
+        self._listener: ApiListener | None = None
         self._zeroconf: ZeroconfAnnouncer | None = None
         self.port: int | None = None
         self._unsubscribe_hub = self.bus.subscribe(self.hub.broadcast_event)
@@ -237,20 +239,16 @@ class Agent:
             from pi_stream_agent.api.simulation import add_simulation_routes  # noqa: PLC0415
 
             add_simulation_routes(app, self.simulation)
-        # aiohttp >= 3.9 takes the shutdown timeout on the runner (and warns when given to the site);
-        # aiohttp 3.8 (Debian 12) only on the site, and would pass a runner keyword to each connection.
+        # aiohttp >= 3.9 takes the shutdown timeout on the runner; aiohttp 3.8 (Debian 12) only on a site,
+        # which the agent does not use (ApiListener closes idle connections itself).
         if _AIOHTTP_VERSION >= (3, 9):
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
-            site_options: dict[str, Any] = {}
         else:
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-            site_options = {"shutdown_timeout": 2.0}
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port, **site_options)
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.config.port
+        # Not aiohttp's TCPSite: the listener bounds connections and timeouts (api/connections.py).
+        self._listener = ApiListener(self._runner)
+        self.port = await self._listener.start(self.config.host, self.config.port)
         _LOGGER.info(
             "pi_stream agent %s listening on %s:%s (id %s)",
             __version__,
@@ -279,6 +277,9 @@ class Agent:
             await self._zeroconf.stop()
             self._zeroconf = None
         await self.hub.close_all()
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

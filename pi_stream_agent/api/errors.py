@@ -1,4 +1,5 @@
-"""JSON error responses: ``{"error": {"code": …, "message": …}}`` with a proper status, never a traceback."""
+"""JSON error responses: ``{"error": {"code": …, "message": …}}`` with a proper status, never a traceback;
+and the one JSON parser for what clients send (request bodies and WebSocket messages)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,17 @@ _CODES_BY_STATUS = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    408: "request_timeout",
     415: "unsupported_media_type",
     422: "invalid",
+    431: "headers_too_large",
     503: "unavailable",
 }
 
 _MESSAGES_BY_STATUS = {
     404: "no such endpoint; see docs/api.md for the API v1 routes",
     405: "method not allowed on this endpoint",
+    408: "the request did not arrive in time; send it again",
     413: "request body too large",
 }
 
@@ -64,6 +68,24 @@ class ApiError(Exception):
         return json_error(self.status, self.code, self.message, **self.details)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ApiError(
+        400, "invalid_json", f"{name} is not a JSON number; send finite numbers only", constant=name
+    )
+
+
+def parse_json(text: str | bytes, what: str = "the request body") -> Any:
+    """``text`` as JSON, or a 400 ``ApiError`` (code ``invalid_json``) saying what is wrong. Refuses what
+    Python's parser would accept but no reply could carry: NaN and ±Infinity, and nesting so deep that it
+    exhausts the parser's recursion."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ApiError(400, "invalid_json", f"{what} is nested too deeply") from None
+    except ValueError:
+        raise ApiError(400, "invalid_json", f"{what} is not valid JSON") from None
+
+
 async def read_json_object(
     request: web.Request, what: str, *, empty: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -72,10 +94,7 @@ async def read_json_object(
     raw = await request.read()
     if not raw and empty is not None:
         return dict(empty)
-    try:
-        body = json.loads(raw or b"null")
-    except ValueError:
-        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+    body = parse_json(raw or b"null")
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", f"the request body must be a JSON object ({what})")
     return body

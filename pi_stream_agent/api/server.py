@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
 
+from pi_stream_agent.api.connections import SERVER_NAME, GuardedRequestHandler
 from pi_stream_agent.api.errors import ApiError, from_http_exception, json_error
 from pi_stream_agent.api.vocabulary import add_vocabulary_route
 from pi_stream_agent.api.websocket import WebSocketHub
@@ -18,6 +20,8 @@ _LOGGER = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 # No request to API v1 needs more than this; anything larger is refused before it is read.
 MAX_REQUEST_BODY_BYTES = 64 * 1024
+# ... and it arrives within this time (a body trickled in a byte at a time would hold the connection).
+BODY_TIMEOUT_S = 10.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -49,6 +53,29 @@ def _bearer_token(request: web.Request) -> str | None:
     return value.strip()
 
 
+def _guarded(request: web.Request) -> GuardedRequestHandler | None:
+    protocol = request.protocol
+    return protocol if isinstance(protocol, GuardedRequestHandler) else None
+
+
+@web.middleware
+async def connection_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tells the connection guard (api/connections.py) that a request is in progress, so it is not timed
+    out as idle while it is served; and names the server without versions (aiohttp's default names the
+    Python and aiohttp versions: of use only to someone looking for a hole)."""
+    protocol = _guarded(request)
+    if protocol is not None:
+        protocol.guard.request_started(protocol)
+    try:
+        response = await handler(request)
+    finally:
+        if protocol is not None:
+            protocol.guard.request_finished(protocol)
+    if not response.prepared:
+        response.headers["Server"] = SERVER_NAME
+    return response
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes a JSON error; an unexpected one is logged here, not shown to the client."""
@@ -74,6 +101,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return json_error(401, "unauthorized", "missing token: send 'Authorization: Bearer <token>'")
     if not tokens_match(presented, backend.token):
         return json_error(401, "unauthorized", "invalid token (see 'pi-stream-agent token' on the Pi)")
+    protocol = _guarded(request)
+    if protocol is not None:
+        protocol.guard.mark_authenticated(protocol)
     return await handler(request)
 
 
@@ -82,7 +112,12 @@ async def body_limit_middleware(request: web.Request, handler: Handler) -> web.S
     # aiohttp enforces client_max_size only when a handler reads the body; read it here, once, so an
     # oversized request is refused (413) even by handlers that ignore bodies. Handlers reuse the cache.
     if request.body_exists:
-        await request.read()
+        try:
+            await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
+        except TimeoutError:
+            raise ApiError(
+                408, "request_timeout", f"the request body did not arrive within {BODY_TIMEOUT_S:g} s"
+            ) from None
     return await handler(request)
 
 
@@ -117,7 +152,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
 
 def create_app(backend: Backend, hub: WebSocketHub) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware, body_limit_middleware],
+        middlewares=[connection_middleware, error_middleware, auth_middleware, body_limit_middleware],
         client_max_size=MAX_REQUEST_BODY_BYTES,
     )
     app[BACKEND_KEY] = backend

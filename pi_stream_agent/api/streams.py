@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
 from aiohttp import web
 
 from pi_stream_agent.api.errors import ApiError, read_json_object
 from pi_stream_agent.streams.manager import StreamManager, UnknownStreamError
 from pi_stream_agent.streams.problems import StreamConfigError
 from pi_stream_agent.streams.snapshot import SnapshotError
+from pi_stream_agent.streams.store import StreamStoreError
 
 STREAMS_KEY = "pi_stream_streams"
 PREFIX = "/api/v1/streams"
@@ -20,9 +25,51 @@ def _manager(request: web.Request) -> StreamManager:
     return manager
 
 
+_T = TypeVar("_T")
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 def _reader_host(request: web.Request) -> str:
-    # The RTSP server runs beside the agent: a client reaches it at the address it used to reach us.
-    return request.url.host or "127.0.0.1"
+    # The RTSP server runs beside the agent: a client reaches it at the address it used to reach us. A Host
+    # header that is no host at all (``Host: [``) falls back to the address the connection arrived on.
+    try:
+        host = request.url.host
+    except ValueError:
+        host = None
+    if host:
+        return host
+    sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
+    return str(sockname[0]) if isinstance(sockname, tuple) and sockname else "127.0.0.1"
+
+
+async def _storing(change: Awaitable[_T]) -> _T:
+    """Run a change that writes streams.yaml; a store that cannot be read or written becomes a plain error
+    (the stored configuration is untouched either way: writes are atomic)."""
+    try:
+        return await change
+    except StreamStoreError as exc:
+        raise ApiError(
+            503,
+            "stored_config_unusable",
+            "The agent's stored stream configuration cannot be read, so nothing was changed. Fix or "
+            "restore it on the Pi (the agent's log and 'pi-stream-agent check-config' say what is wrong), "
+            "then try again.",
+            problems=[problem.to_json() for problem in exc.problems],
+        ) from None
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise ApiError(
+                507,
+                "insufficient_storage",
+                "The Pi's disk is full, so the change was not saved; the stored configuration is unchanged. "
+                "Free some space on the Pi and try again.",
+            ) from None
+        raise ApiError(
+            503,
+            "storage_error",
+            f"The change could not be saved ({exc.strerror or exc}); the stored configuration is unchanged. "
+            "Check the agent's state directory on the Pi and try again.",
+        ) from None
 
 
 def _stream_id(request: web.Request) -> str:
@@ -77,7 +124,7 @@ async def put_stream(request: web.Request) -> web.Response:
     manager = _manager(request)
     existed = stream_id in manager.ids()
     try:
-        _, warnings = await manager.upsert(body)
+        _, warnings = await _storing(manager.upsert(body))
     except StreamConfigError as exc:
         raise ApiError(
             422,
@@ -87,13 +134,16 @@ async def put_stream(request: web.Request) -> web.Response:
             warnings=[problem.to_json() for problem in exc.warnings],
         ) from None
     status = manager.status(stream_id, reader_host=_reader_host(request))
-    return web.json_response({"stream": status, "warnings": warnings}, status=200 if existed else 201)
+    return web.json_response(
+        {"stream": status, "warnings": [problem.to_json() for problem in warnings]},
+        status=200 if existed else 201,
+    )
 
 
 async def delete_stream(request: web.Request) -> web.Response:
     stream_id = _stream_id(request)
     try:
-        await _manager(request).remove(stream_id)
+        await _storing(_manager(request).remove(stream_id))
     except UnknownStreamError:
         raise ApiError(404, "stream_not_found", f"no stream {stream_id!r}") from None
     return web.json_response({"stream_id": stream_id, "removed": True})

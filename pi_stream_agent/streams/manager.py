@@ -312,13 +312,13 @@ class StreamManager:
             streams, self._platform.devices(), self._platform.board(), simulated=self._platform.simulated
         )
 
-    async def upsert(self, data: Mapping[str, Any]) -> tuple[StreamConfig, list[str]]:
+    async def upsert(self, data: Mapping[str, Any]) -> tuple[StreamConfig, list[Problem]]:
         """Create or replace a stream (validated with all the others, stored atomically, applied)."""
         async with self._lock:
             config = await asyncio.get_running_loop().run_in_executor(
                 None, self._store.upsert, dict(data), self._validator
             )
-            warnings = [str(problem) for problem in self._store.warnings]
+            warnings = list(self._store.warnings)
             existing = self._supervisors.get(config.id)
             if existing is not None:
                 existing.update_config(config)
