@@ -75,6 +75,7 @@ class PiStreamStreamEventEntity(PiStreamStreamEntity, EventEntity):
         # A stop asked for through the API (or a disable) is not a failure.
         if kind == "stream_exit" and data.get("cause") != CAUSE_STOPPED:
             attributes = {key: data.get(key) for key in FAILURE_ATTRIBUTES}
+            attributes["cause_name"] = self.coordinator.data.vocabulary.cause_name(data.get("cause"))
             attributes["log_tail"] = [str(line) for line in (data.get("log_tail") or [])][-LOG_TAIL_LINES:]
             at = data.get("at") if data.get("at") is not None else event.get("timestamp")
             # One outage may take several failures (the retry fails too): it began with the first.
@@ -88,6 +89,7 @@ class PiStreamStreamEventEntity(PiStreamStreamEntity, EventEntity):
                 downtime = round(max(0.0, event["timestamp"] - failure["since"]), 3)
             attributes = {
                 "cause": failure["cause"],  # of the last failure before it ran again
+                "cause_name": self.coordinator.data.vocabulary.cause_name(failure["cause"]),
                 "failures": failure["failures"],
                 "downtime_s": downtime,  # since the first failure
                 "restart_count": data.get("restart_count"),
@@ -98,7 +100,6 @@ class PiStreamStreamEventEntity(PiStreamStreamEntity, EventEntity):
     def _fire(self, event_type: str, attributes: dict[str, Any], details: dict[str, Any]) -> None:
         """Trigger the entity's event and put its logbook line on the bus, in one context."""
         context = Context()
-        cause = attributes.get("cause")
         self.hass.bus.async_fire(
             EVENT_STREAM,
             {
@@ -106,8 +107,8 @@ class PiStreamStreamEventEntity(PiStreamStreamEntity, EventEntity):
                 "stream_id": self.stream_id,
                 "stream": self.stream.get("name") or self.stream_id,
                 "event_type": event_type,
-                "cause": cause,
-                "cause_name": self.coordinator.data.vocabulary.cause_name(cause),
+                "cause": attributes.get("cause"),
+                "cause_name": attributes.get("cause_name"),  # the agent's words: old lines read the same
                 **details,
             },
             context=context,
