@@ -2,8 +2,8 @@
 
 The logbook shows an event entity's state change only as "detected an event" (its event type is not part of
 the recorded row). event.py therefore also fires :data:`~.event.EVENT_STREAM` on the bus; this platform
-describes it: "Garage failed: Killed by a signal. ffmpeg was killed by SIGKILL", "Garage recovered after
-12 s (2 failures, the last: Killed by a signal)". The cause's name is the agent's, put into the event when it
+describes it: "Garage failed: Camera busy. …", "Garage recovered after 12 s (2 failures, the last: Camera
+busy)". The cause's name is the agent's, put into the event when it
 fired, so old lines read the same after the Pi is gone.
 """
 

@@ -25,18 +25,15 @@ COMPONENT = Path(__file__).resolve().parents[2] / "custom_components" / "pi_stre
 PLATFORMS = ("binary_sensor", "button", "event", "repairs", "sensor", "logbook", "device_info")
 
 
-@pytest.fixture(scope="module")
-def published() -> Iterator[dict[str, Any]]:
+@pytest.fixture
+def published(tmp_path: Path, socket_enabled: Any) -> Iterator[dict[str, Any]]:
     """``GET /api/v1/vocabulary`` of the real agent (no streams: only its words are needed)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as state_dir:
-        agent = AgentProcess(state_dir=Path(state_dir) / "agent-state", streams=[])
-        agent.start()
-        try:
-            yield agent.request("GET", "/vocabulary")
-        finally:
-            agent.stop()
+    agent = AgentProcess(state_dir=tmp_path / "agent-state", streams=[])
+    agent.start()
+    try:
+        yield agent.request("GET", "/vocabulary")
+    finally:
+        agent.stop()
 
 
 def _ids(published: dict[str, Any], key: str) -> set[str]:
@@ -51,15 +48,20 @@ def _icons() -> dict[str, Any]:
     return json.loads((COMPONENT / "icons.json").read_text())  # type: ignore[no-any-return]
 
 
+def _names(published: dict[str, Any], key: str) -> dict[str, str]:
+    return {word["id"]: word["name"] for word in published[key]}
+
+
 def test_every_stream_state_has_a_translation_and_an_icon(published: dict[str, Any]) -> None:
-    states = _ids(published, "stream_states")
-    assert set(_translations()["entity"]["sensor"]["stream_state"]["state"]) == states
-    assert set(_icons()["entity"]["sensor"]["stream_state"]["state"]) == states
+    """Home Assistant shows the state enum through en.json: it must name every state the agent can
+    emit, in the agent's words (the agent owns the names; en.json is their static mirror)."""
+    assert _translations()["entity"]["sensor"]["stream_state"]["state"] == _names(published, "stream_states")
+    assert set(_icons()["entity"]["sensor"]["stream_state"]["state"]) == _ids(published, "stream_states")
 
 
 def test_every_exit_cause_has_a_translation(published: dict[str, Any]) -> None:
     causes = _translations()["entity"]["event"]["stream_events"]["state_attributes"]["cause"]["state"]
-    assert set(causes) == _ids(published, "exit_causes")
+    assert causes == _names(published, "exit_causes")
 
 
 def test_the_words_the_integration_acts_on_are_the_agents(published: dict[str, Any]) -> None:
