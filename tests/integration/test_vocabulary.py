@@ -59,9 +59,27 @@ def test_every_stream_state_has_a_translation_and_an_icon(published: dict[str, A
     assert set(_icons()["entity"]["sensor"]["stream_state"]["state"]) == _ids(published, "stream_states")
 
 
+def _attribute_tables(attribute: str) -> dict[str, dict[str, str]]:
+    """Every translated value table of a state attribute, by entity (``platform.key``)."""
+    entities = _translations()["entity"]
+    return {
+        f"{platform}.{key}": entry["state_attributes"][attribute]["state"]
+        for platform, keys in entities.items()
+        for key, entry in keys.items()
+        if "state" in entry.get("state_attributes", {}).get(attribute, {})
+    }
+
+
 def test_every_exit_cause_has_a_translation(published: dict[str, Any]) -> None:
-    causes = _translations()["entity"]["event"]["stream_events"]["state_attributes"]["cause"]["state"]
-    assert causes == _names(published, "exit_causes")
+    """The ``cause`` attribute of the stream events, the state sensor and the problem flag."""
+    tables = _attribute_tables("cause")
+    assert set(tables) == {"event.stream_events", "sensor.stream_state", "binary_sensor.stream_problem"}
+    for table in tables.values():
+        assert table == _names(published, "exit_causes")
+
+
+def test_the_problem_flags_state_attribute_has_every_state(published: dict[str, Any]) -> None:
+    assert _attribute_tables("state") == {"binary_sensor.stream_problem": _names(published, "stream_states")}
 
 
 def test_the_words_the_integration_acts_on_are_the_agents(published: dict[str, Any]) -> None:
