@@ -25,19 +25,19 @@ _REVISION_SUFFIX = re.compile(r"\s+Rev\s+\S+$")
 TEST_PATTERN_MAKER = "FFmpeg"
 
 
-def pi_identifier(agent_id: str) -> str:
-    return agent_id
+def stream_device_identifier(agent_id: str, stream_id: str) -> tuple[str, str]:
+    """The device registry identifier of one stream of a Pi (the Pi's own is ``(DOMAIN, agent_id)``):
+    unique across Pis, as stream ids are unique only per Pi. :func:`stream_id_from_identifier` reads it."""
+    return (DOMAIN, f"{agent_id}_{stream_id}")
 
 
-def stream_identifier(agent_id: str, stream_id: str) -> str:
-    """The identifier of a stream's device: unique across Pis (stream ids are unique only per Pi)."""
-    return f"{agent_id}_{stream_id}"
-
-
-def stream_id_of(agent_id: str, identifier: str) -> str | None:
-    """The stream id in a stream device's identifier of this Pi; None for anything else."""
+def stream_id_from_identifier(agent_id: str, identifier: tuple[str, str]) -> str | None:
+    """The stream id in a device identifier of this Pi's streams; None for the Pi itself or anything else."""
+    domain, value = identifier
     prefix = f"{agent_id}_"
-    return identifier.removeprefix(prefix) if identifier.startswith(prefix) else None
+    if domain != DOMAIN or not value.startswith(prefix):
+        return None
+    return value.removeprefix(prefix) or None
 
 
 def _text(value: Any) -> str | None:
@@ -62,7 +62,7 @@ def pi_device_info(state: AgentState) -> DeviceInfo:
     agent = f"pi-stream-agent {info.version}" if info.version else None  # the program's name on the Pi
     software = ", ".join(part for part in (f"Linux {kernel}" if kernel else None, agent) if part)
     return DeviceInfo(
-        identifiers={(DOMAIN, pi_identifier(info.agent_id))},
+        identifiers={(DOMAIN, info.agent_id)},
         manufacturer=MANUFACTURER if board.get("is_raspberry_pi") is not False else None,
         model=model,
         model_id=_text(board.get("revision")),
@@ -113,8 +113,8 @@ def stream_device_info(state: AgentState, stream_id: str) -> DeviceInfo:
     config = stream.get("config") or {}
     model, manufacturer = _source_model(state, config.get("source") or {})
     return DeviceInfo(
-        identifiers={(DOMAIN, stream_identifier(state.info.agent_id, stream_id))},
-        via_device=(DOMAIN, pi_identifier(state.info.agent_id)),
+        identifiers={stream_device_identifier(state.info.agent_id, stream_id)},
+        via_device=(DOMAIN, state.info.agent_id),
         manufacturer=manufacturer,
         model=model,
         name=stream.get("name") or stream_id,

@@ -15,9 +15,9 @@ from custom_components.pi_stream.const import DOMAIN
 from custom_components.pi_stream.coordinator import AgentState
 from custom_components.pi_stream.device_info import (
     pi_device_info,
+    stream_device_identifier,
     stream_device_info,
-    stream_id_of,
-    stream_identifier,
+    stream_id_from_identifier,
 )
 from tests.integration.agent_process import AgentProcess
 from tests.integration.vocabulary_source import agent_vocabulary
@@ -131,7 +131,9 @@ def test_a_capture_card_by_its_name() -> None:
 
 
 def test_stream_device_identifiers_round_trip() -> None:
-    identifier = stream_identifier("0123456789abcdef", "front_door")
-    assert stream_id_of("0123456789abcdef", identifier) == "front_door"
-    assert stream_id_of("0123456789abcdef", "0123456789abcdef") is None
-    assert stream_id_of("fedcba9876543210", identifier) is None
+    identifier = stream_device_identifier("0123456789abcdef", "front_door")
+    assert identifier == (DOMAIN, "0123456789abcdef_front_door")
+    assert stream_id_from_identifier("0123456789abcdef", identifier) == "front_door"
+    assert stream_id_from_identifier("0123456789abcdef", (DOMAIN, "0123456789abcdef")) is None
+    assert stream_id_from_identifier("fedcba9876543210", identifier) is None
+    assert stream_id_from_identifier("0123456789abcdef", ("other", "0123456789abcdef_front_door")) is None
