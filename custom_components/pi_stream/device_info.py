@@ -5,7 +5,8 @@ PCB revision and factory as hardware, its Linux kernel and the agent's version a
 its source is (a camera module by its sensor, a capture card by its name, a test pattern by its name), made
 by whoever makes that source when it is known. Pure: built from :class:`~.coordinator.AgentState`.
 
-The device identifiers are built and parsed here and nowhere else.
+The stream device identifier's builder and parser live here too: a leaf module that entity.py,
+__init__.py and services.py can import without an import cycle.
 """
 
 from __future__ import annotations
