@@ -13,7 +13,7 @@ from homeassistant.helpers.typing import ConfigType
 from .api import PiStreamClient
 from .const import CONF_TOKEN, DOMAIN
 from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
-from .entity import pi_device_info
+from .device_info import pi_device_info
 from .repairs import async_remove_issues, async_setup_failed, async_setup_repairs
 from .services import async_setup_services
 

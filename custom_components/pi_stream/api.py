@@ -169,6 +169,11 @@ class PiStreamClient:
             raise PiStreamApiVersionError(info.api_version)
         return info
 
+    async def vocabulary(self) -> dict[str, Any]:
+        """``GET /vocabulary``: the words the agent can emit, with human names (static while it runs)."""
+        result: dict[str, Any] = await self._request("GET", "/vocabulary")
+        return result
+
     async def telemetry(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._request("GET", "/telemetry")
         return result

@@ -25,10 +25,6 @@ from .entity import PiStreamEntity, PiStreamStreamEntity, async_add_stream_entit
 
 PARALLEL_UPDATES = 0
 
-# A stream has a problem while it is not delivering and the agent is not simply starting it or holding it
-# stopped on purpose: backing off after a failure, stalled, waiting for an unplugged card, or given up on.
-PROBLEM_STATES = frozenset({"backoff", "stalled", "waiting_for_device", "failed"})
-
 
 @dataclass(frozen=True, kw_only=True)
 class PiStreamBinarySensorEntityDescription(BinarySensorEntityDescription):
@@ -66,7 +62,8 @@ def stream_problem(state: AgentState, stream_id: str) -> bool | None:
     stream = state.streams.get(stream_id)
     if stream is None or not isinstance(stream.get("state"), str):
         return None
-    return stream["state"] in PROBLEM_STATES
+    # Which states are problems (stalled, retrying, waiting for its device, given up on) is the agent's word.
+    return state.vocabulary.is_problem(stream["state"])
 
 
 def _stream_problem_attributes(state: AgentState, stream_id: str) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from .api import (
     PiStreamError,
 )
 from .const import DOMAIN, LOGGER, POLL_INTERVAL, RECONNECT_MAX_S, RECONNECT_MIN_S
+from .vocabulary import AgentVocabulary, VocabularyError
 
 type PiStreamConfigEntry = ConfigEntry[PiStreamCoordinator]
 
@@ -36,6 +37,7 @@ class AgentState:
     telemetry: dict[str, Any]
     streams: dict[str, dict[str, Any]]  # stream id → status (GET /streams/{id})
     devices: dict[str, Any]
+    vocabulary: AgentVocabulary  # the agent's words (states, causes, sources…), read once at setup
     read_credentials: dict[str, str] | None = None
     pushed: bool = False  # the WebSocket is up: values arrive as they change
     last_events: dict[str, dict[str, Any]] = field(default_factory=dict)  # event type → latest event
@@ -61,6 +63,7 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
         self.client = client
         self._info: AgentInfo | None = None
         self._devices: dict[str, Any] = {}
+        self._vocabulary: AgentVocabulary | None = None
         self._listener: asyncio.Task[None] | None = None
         self._event_listeners: list[EventListener] = []
 
@@ -71,6 +74,7 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
         try:
             self._info = await self.client.info()
             self._devices = await self.client.devices()
+            self._vocabulary = AgentVocabulary.from_json(await self.client.vocabulary())
         except PiStreamAuthenticationError as err:
             raise ConfigEntryAuthFailed(translation_domain=DOMAIN, translation_key="invalid_auth") from err
         except PiStreamApiVersionError as err:
@@ -79,7 +83,7 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
                 translation_key="incompatible_agent",
                 translation_placeholders={"agent_api": str(err.agent_version)},
             ) from err
-        except PiStreamError as err:
+        except (PiStreamError, VocabularyError) as err:
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="cannot_connect",
@@ -98,13 +102,14 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
                 translation_key="cannot_connect",
                 translation_placeholders={"error": str(err)},
             ) from err
-        assert self._info is not None
+        assert self._info is not None and self._vocabulary is not None
         previous = self.state
         state = AgentState(
             info=self._info,
             telemetry=telemetry,
             streams={stream["id"]: stream for stream in listing.get("streams", [])},
             devices=self._devices,
+            vocabulary=self._vocabulary,
             read_credentials=listing.get("read_credentials"),
             pushed=self.client.connected,
             last_events=previous.last_events if previous is not None else {},

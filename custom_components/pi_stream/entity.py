@@ -7,42 +7,13 @@ from typing import Any
 
 from homeassistant.core import callback
 from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import DOMAIN, MANUFACTURER
-from .coordinator import AgentState, PiStreamConfigEntry, PiStreamCoordinator
-
-
-def pi_device_info(state: AgentState) -> DeviceInfo:
-    info = state.info
-    board = info.board
-    return DeviceInfo(
-        identifiers={(DOMAIN, info.agent_id)},
-        manufacturer=MANUFACTURER,
-        model=board.get("model") or ("Simulated Raspberry Pi" if info.simulated else None),
-        model_id=board.get("revision"),
-        hw_version=board.get("pcb_revision"),
-        sw_version=f"pi_stream agent {info.version}",
-        name=info.name,
-    )
-
-
-def stream_device_info(state: AgentState, stream_id: str) -> DeviceInfo:
-    stream = state.streams.get(stream_id, {})
-    config = stream.get("config") or {}
-    source = config.get("source") or {}
-    return DeviceInfo(
-        identifiers={(DOMAIN, f"{state.info.agent_id}_{stream_id}")},
-        via_device=(DOMAIN, state.info.agent_id),
-        manufacturer=MANUFACTURER,
-        model={"csi": "Camera module", "v4l2": "Capture device", "test": "Test pattern"}.get(
-            str(source.get("type")), "Camera stream"
-        ),
-        name=stream.get("name") or stream_id,
-    )
+from .const import DOMAIN
+from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
+from .device_info import pi_device_info, stream_device_info
 
 
 class PiStreamEntity(CoordinatorEntity[PiStreamCoordinator]):

@@ -1,5 +1,10 @@
 """An event entity per stream: fires ``failed`` when its publisher exits (with the cause and the last log
-lines) and ``recovered`` when frames flow again, so automations can react to both."""
+lines) and ``recovered`` when frames flow again, so automations can react to both.
+
+Each one is also fired on Home Assistant's bus as :data:`EVENT_STREAM` with the stream's name and the
+agent's human name of the cause, which the logbook platform (logbook.py) turns into a readable line: the
+logbook shows an event entity's own state change only as "detected an event".
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,22 @@ from collections.abc import Iterable
 from typing import Any
 
 from homeassistant.components.event import EventEntity
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .const import DOMAIN
 from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
 from .entity import PiStreamStreamEntity, async_add_stream_entities
+from .vocabulary import CAUSE_STOPPED, STATE_RUNNING
 
 # Pushed by the coordinator; nothing to poll.
 PARALLEL_UPDATES = 0
 
 EVENT_FAILED = "failed"
 EVENT_RECOVERED = "recovered"
-# A stop asked for through the API (or a disable) is not a failure.
-NOT_A_FAILURE = frozenset({"stopped"})
+# Fired on the bus with every failed/recovered, for the logbook (logbook.py describes it).
+EVENT_STREAM = f"{DOMAIN}_stream_event"
 LOG_TAIL_LINES = 10
 FAILURE_ATTRIBUTES = (
     "cause",
@@ -65,27 +72,47 @@ class PiStreamStreamEventEntity(PiStreamStreamEntity, EventEntity):
         if not isinstance(data, dict) or data.get("stream_id") != self.stream_id:
             return
         kind = event.get("type")
-        if kind == "stream_exit" and data.get("cause") not in NOT_A_FAILURE:
+        # A stop asked for through the API (or a disable) is not a failure.
+        if kind == "stream_exit" and data.get("cause") != CAUSE_STOPPED:
             attributes = {key: data.get(key) for key in FAILURE_ATTRIBUTES}
+            attributes["cause_name"] = self.coordinator.data.vocabulary.cause_name(data.get("cause"))
             attributes["log_tail"] = [str(line) for line in (data.get("log_tail") or [])][-LOG_TAIL_LINES:]
             at = data.get("at") if data.get("at") is not None else event.get("timestamp")
             # One outage may take several failures (the retry fails too): it began with the first.
             outage = self._failure or {"since": at, "failures": 0}
             self._failure = {**outage, "cause": data.get("cause"), "failures": outage["failures"] + 1}
-            self._trigger_event(EVENT_FAILED, attributes)
-            self.async_write_ha_state()
-        elif kind == "stream_state" and data.get("state") == "running" and self._failure is not None:
+            self._fire(EVENT_FAILED, attributes, {"summary": data.get("summary")})
+        elif kind == "stream_state" and data.get("state") == STATE_RUNNING and self._failure is not None:
             failure, self._failure = self._failure, None
             downtime = None
             if isinstance(failure["since"], int | float) and isinstance(event.get("timestamp"), int | float):
                 downtime = round(max(0.0, event["timestamp"] - failure["since"]), 3)
-            self._trigger_event(
-                EVENT_RECOVERED,
-                {
-                    "cause": failure["cause"],  # of the last failure before it ran again
-                    "failures": failure["failures"],
-                    "downtime_s": downtime,  # since the first failure
-                    "restart_count": data.get("restart_count"),
-                },
-            )
-            self.async_write_ha_state()
+            attributes = {
+                "cause": failure["cause"],  # of the last failure before it ran again
+                "cause_name": self.coordinator.data.vocabulary.cause_name(failure["cause"]),
+                "failures": failure["failures"],
+                "downtime_s": downtime,  # since the first failure
+                "restart_count": data.get("restart_count"),
+            }
+            self._fire(EVENT_RECOVERED, attributes, {"failures": failure["failures"], "downtime_s": downtime})
+
+    @callback
+    def _fire(self, event_type: str, attributes: dict[str, Any], details: dict[str, Any]) -> None:
+        """Trigger the entity's event and put its logbook line on the bus, in one context."""
+        context = Context()
+        self.hass.bus.async_fire(
+            EVENT_STREAM,
+            {
+                "entity_id": self.entity_id,
+                "stream_id": self.stream_id,
+                "stream": self.stream.get("name") or self.stream_id,
+                "event_type": event_type,
+                "cause": attributes.get("cause"),
+                "cause_name": attributes.get("cause_name"),  # the agent's words: old lines read the same
+                **details,
+            },
+            context=context,
+        )
+        self._trigger_event(event_type, attributes)
+        self.async_set_context(context)
+        self.async_write_ha_state()

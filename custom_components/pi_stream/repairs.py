@@ -8,12 +8,14 @@ result into Home Assistant's issue registry, creating an issue when it opens and
 The conditions (documented for users in docs/home-assistant.md, "Repairs"):
 
 - ``cma_exhausted``: a stream is not running because its publisher could not allocate camera buffers
-  (``cause`` or ``last_exit.cause`` is ``buffer_allocation``). One issue per stream; it clears when the
-  stream runs, or is stopped, disabled or removed.
+  (``cause`` or ``last_exit.cause`` is ``buffer_allocation``) and it is in a state the agent marks as a
+  problem, or starting again after one. One issue per stream; it clears when the stream runs, or is
+  stopped, disabled or removed.
 - ``under_voltage``: at least :data:`UNDER_VOLTAGE_EPISODES` under-voltage episodes began within the last
   :data:`UNDER_VOLTAGE_WINDOW_S` seconds (counted from the agent's episode counter while Home Assistant
   watches it). It clears once fewer than that many remain in the window.
-- ``software_encoding``: a Pi without a hardware H.264 encoder (Pi 5, SoC BCM2712) whose software-encoding
+- ``software_encoding``: a Pi without a hardware H.264 encoder (the agent's
+  ``capabilities.hardware_h264_encoder`` is false, as on a Pi 5) whose software-encoding
   publishers together use at least :data:`SOFTWARE_ENCODING_RAISE` of all its CPU cores, continuously for
   :data:`SOFTWARE_ENCODING_SUSTAIN_S` seconds. It clears when their share drops below
   :data:`SOFTWARE_ENCODING_CLEAR` (hysteresis, so a share hovering at the threshold does not flap).
@@ -36,6 +38,7 @@ from homeassistant.util import dt as dt_util
 from . import api
 from .const import DOMAIN
 from .coordinator import AgentState, PiStreamConfigEntry
+from .vocabulary import CAUSE_BUFFER_ALLOCATION, STATE_RUNNING, STATE_STARTING, AgentVocabulary
 
 UNDER_VOLTAGE_EPISODES = 3
 UNDER_VOLTAGE_WINDOW_S = 3600.0
@@ -48,10 +51,7 @@ ISSUE_UNDER_VOLTAGE = "under_voltage"
 ISSUE_SOFTWARE_ENCODING = "software_encoding"
 ISSUE_INCOMPATIBLE_AGENT = "incompatible_agent"
 
-PI5_SOC = "BCM2712"
 _MIB = 1024 * 1024
-# States in which a stream is not blocked by anything: it runs, or a person decided it should not.
-_NOT_BLOCKED = frozenset({"running", "stopped", "disabled"})
 
 
 @dataclass(frozen=True)
@@ -92,19 +92,24 @@ def _mib(value: Any) -> str:
     return f"{value / _MIB:.0f}" if isinstance(value, int | float) else "?"
 
 
-def blocked_by_cma(stream: dict[str, Any]) -> bool:
-    """Not running because its camera buffers could not be allocated (CMA or dma-heap exhausted)."""
-    if stream.get("state") in _NOT_BLOCKED:
+def blocked_by_cma(stream: dict[str, Any], vocabulary: AgentVocabulary) -> bool:
+    """Not running because its camera buffers could not be allocated (CMA or dma-heap exhausted): in a
+    problem state, or starting again after such a failure (so the issue does not flap between retries).
+    Running, stopped or disabled streams are not blocked by anything."""
+    state = stream.get("state")
+    if not (vocabulary.is_problem(state) or state == STATE_STARTING):
         return False
     cause = stream.get("cause")
     last_exit = stream.get("last_exit") or {}
-    return cause == "buffer_allocation" or (cause is None and last_exit.get("cause") == "buffer_allocation")
+    return cause == CAUSE_BUFFER_ALLOCATION or (
+        cause is None and last_exit.get("cause") == CAUSE_BUFFER_ALLOCATION
+    )
 
 
 def lacks_hardware_encoder(state: AgentState) -> bool:
-    """A Pi 5 (or any board the agent says has no hardware H.264 encoder)."""
-    board = state.info.board
-    return board.get("soc") == PI5_SOC or state.info.capabilities.get("hardware_h264_encoder") is False
+    """The agent decides whether its board has a hardware H.264 encoder (one rule, on the Pi); a Pi 5
+    has none. Unknown (null) is not "lacks"."""
+    return state.info.capabilities.get("hardware_h264_encoder") is False
 
 
 def software_encoding_share(state: AgentState) -> tuple[float | None, list[str]]:
@@ -114,7 +119,7 @@ def software_encoding_share(state: AgentState) -> tuple[float | None, list[str]]
     streams = [
         (stream_id, stream)
         for stream_id, stream in state.streams.items()
-        if stream.get("software_encoded") and stream.get("state") == "running"
+        if stream.get("software_encoded") and stream.get("state") == STATE_RUNNING
     ]
     cores = (state.telemetry.get("cpu") or {}).get("count")
     if not streams or not isinstance(cores, int) or cores <= 0:
@@ -173,7 +178,7 @@ def evaluate(
     issues: list[RepairIssue] = []
     cma = state.telemetry.get("cma") or {}
     for stream_id, stream in sorted(state.streams.items()):
-        if blocked_by_cma(stream):
+        if blocked_by_cma(stream, state.vocabulary):
             free = (stream.get("last_exit") or {}).get("cma_free_bytes")
             issues.append(
                 RepairIssue(

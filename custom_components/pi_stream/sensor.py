@@ -43,18 +43,6 @@ PARALLEL_UPDATES = 0
 MIB = 1024 * 1024
 MHZ = 1_000_000
 
-# The stream states of the agent's API (docs/api.md, "States"), the options of the stream state enum.
-STREAM_STATES = [
-    "starting",
-    "running",
-    "stalled",
-    "backoff",
-    "waiting_for_device",
-    "failed",
-    "stopped",
-    "disabled",
-]
-
 # Write policies. "Slow" numbers: a change past the deadband is written at most every 30 s; a smaller drift
 # at most every 5 minutes (the anchors: rpi_power polls every 30 s, Glances every 60 s, MQTT Pi reporters
 # every 2–5 minutes). Counters and timestamps change rarely and mean something each time: immediate.
@@ -346,8 +334,9 @@ def _stream_value(field: str) -> Callable[[AgentState, str], Any]:
 
 
 def _stream_state(state: AgentState, stream_id: str) -> str | None:
+    """A state the agent's vocabulary lists (the enum's options), else unknown."""
     value = _dig(state.streams, stream_id, "state")
-    return value if value in STREAM_STATES else None
+    return value if value in state.vocabulary.stream_states else None
 
 
 def _stream_state_attributes(state: AgentState, stream_id: str) -> dict[str, Any] | None:
@@ -377,8 +366,7 @@ STREAM_SENSORS: tuple[PiStreamSensorEntityDescription, ...] = (
     PiStreamSensorEntityDescription(
         key="state",
         translation_key="stream_state",
-        device_class=SensorDeviceClass.ENUM,
-        options=STREAM_STATES,
+        device_class=SensorDeviceClass.ENUM,  # options: the agent's stream states (stream_sensors)
         value_fn=_stream_state,
         attributes_fn=_stream_state_attributes,
     ),
@@ -553,10 +541,19 @@ async def async_setup_entry(
     add_interfaces()
     entry.async_on_unload(coordinator.async_add_listener(add_interfaces))
 
-    async_add_stream_entities(
-        entry,
-        async_add_entities,
-        lambda coordinator, stream_id: [
-            PiStreamStreamSensor(coordinator, stream_id, description) for description in STREAM_SENSORS
-        ],
-    )
+    async_add_stream_entities(entry, async_add_entities, stream_sensors)
+
+
+def stream_sensors(coordinator: PiStreamCoordinator, stream_id: str) -> list[PiStreamStreamSensor]:
+    """A stream's sensors; the state enum's options are the stream states the agent publishes."""
+    states = list(coordinator.data.vocabulary.stream_states)
+    return [
+        PiStreamStreamSensor(
+            coordinator,
+            stream_id,
+            replace(description, options=states)
+            if description.device_class is SensorDeviceClass.ENUM
+            else description,
+        )
+        for description in STREAM_SENSORS
+    ]

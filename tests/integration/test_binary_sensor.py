@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -27,14 +28,12 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.pi_stream.binary_sensor import (
     PI_BINARY_SENSORS,
-    PROBLEM_STATES,
     STREAM_PROBLEM,
     PiStreamBinarySensorEntityDescription,
     stream_problem,
     under_voltage,
 )
 from custom_components.pi_stream.coordinator import AgentState, PiStreamCoordinator
-from custom_components.pi_stream.sensor import STREAM_STATES
 from tests.integration.stable_agent import (
     StableAgentProcess,
     publisher_pids,
@@ -42,6 +41,7 @@ from tests.integration.stable_agent import (
     wait_for,
     wait_for_pids_changed,
 )
+from tests.integration.vocabulary_source import agent_vocabulary
 
 PI = "binary_sensor.camera_pi"
 UNDER_VOLTAGE = f"{PI}_under_voltage"
@@ -220,7 +220,13 @@ async def test_unavailable_while_the_agent_is_away_and_back_after(
 def _state(
     telemetry: dict[str, Any] | None = None, streams: dict[str, dict[str, Any]] | None = None
 ) -> AgentState:
-    return AgentState(info=None, telemetry=telemetry or {}, streams=streams or {}, devices={})  # type: ignore[arg-type]
+    return AgentState(
+        info=None,  # type: ignore[arg-type]
+        telemetry=telemetry or {},
+        streams=streams or {},
+        devices={},
+        vocabulary=agent_vocabulary(),
+    )
 
 
 @pytest.mark.parametrize(
@@ -245,11 +251,18 @@ def test_under_voltage_needs_both_witnesses_to_clear(
     assert under_voltage(state, "") is expected
 
 
-@pytest.mark.parametrize("stream_state", STREAM_STATES)
+@pytest.mark.parametrize("stream_state", agent_vocabulary().stream_states)
 def test_stream_problem_states(stream_state: str) -> None:
+    # The agent marks its problem states; the flag follows that mark, whatever the word.
     expected = stream_state in {"backoff", "stalled", "waiting_for_device", "failed"}
     assert stream_problem(_state(streams={"garage": {"state": stream_state}}), "garage") is expected
-    assert (stream_state in PROBLEM_STATES) is expected
+
+
+def test_the_problem_flag_follows_the_agents_mark() -> None:
+    # A new word the agent marks as a problem is one without any change here.
+    vocabulary = replace(agent_vocabulary(), problem_states=frozenset({"overheated"}))
+    state = replace(_state(streams={"garage": {"state": "overheated"}}), vocabulary=vocabulary)
+    assert stream_problem(state, "garage") is True
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,12 @@ def test_blueprint_is_valid() -> None:
         yaml.safe_load(BLUEPRINT.read_text())
 
 
+async def killed_cause_name(hass: HomeAssistant, agent: AgentProcess) -> str:
+    """The agent's human name of the cause ``killed``."""
+    vocabulary = await hass.async_add_executor_job(agent.request, "GET", "/vocabulary")
+    return next(str(word["name"]) for word in vocabulary["exit_causes"] if word["id"] == "killed")
+
+
 async def setup_blueprint(hass: HomeAssistant, tmp_path: Path, inputs: dict[str, Any]) -> list[ServiceCall]:
     """Install the blueprint into a private config directory and create an automation from it whose
     notification goes to a recorded ``notify.test``."""
@@ -85,11 +91,13 @@ async def test_stream_failure_and_recovery_notify_with_the_cause(
     await wait_for(hass, lambda: len(calls) >= 2, "a failure and a recovery notification")
 
     failed, recovered = calls[0], calls[1]
+    killed = await killed_cause_name(hass, agent)
     assert failed.data["title"] == "Garage: stream failed"
-    assert failed.data["message"].startswith("Garage failed: killed.")
+    # The cause in the agent's words ("killed" before), then the agent's one-line summary.
+    assert failed.data["message"].startswith(f"Garage failed: {killed}.")
     assert "SIGKILL" in failed.data["message"]
     assert recovered.data["title"] == "Garage: stream recovered"
-    assert "it had failed: killed" in recovered.data["message"]
+    assert f"it had failed: {killed}" in recovered.data["message"]
 
 
 async def test_recoveries_are_quiet_unless_asked_for(
@@ -151,4 +159,4 @@ async def test_default_action_is_a_persistent_notification(
     await wait_for(hass, lambda: len(notifications) >= 1, "a persistent notification")
     [notification] = notifications.values()
     assert notification["title"] == "Garage: stream failed"
-    assert notification["message"].startswith("Garage failed: killed.")
+    assert notification["message"].startswith(f"Garage failed: {await killed_cause_name(hass, agent)}.")

@@ -1,5 +1,5 @@
 """Stream event entities against the real agent: a killed publisher fires ``failed`` with the cause and
-log lines, then ``recovered`` once the agent has it running again."""
+log lines, then ``recovered`` once the agent has it running again; the logbook reads both in words."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.pi_stream.event import EVENT_STREAM
+from custom_components.pi_stream.logbook import describe_stream_event
 from tests.integration.stable_agent import (
     StableAgentProcess,
     publisher_pids,
@@ -62,6 +64,15 @@ def fired(hass: HomeAssistant) -> Iterator[list[tuple[str, dict[str, Any]]]]:
     unsubscribe()
 
 
+@pytest.fixture
+def logbook_events(hass: HomeAssistant) -> Iterator[list[Event[Any]]]:
+    """Every :data:`EVENT_STREAM` put on the bus for the logbook."""
+    events: list[Event[Any]] = []
+    unsubscribe = hass.bus.async_listen(EVENT_STREAM, events.append)
+    yield events
+    unsubscribe()
+
+
 @pytest.mark.usefixtures("entity_registry_enabled_by_default", "init_integration")
 async def test_event_entities(
     hass: HomeAssistant,
@@ -74,7 +85,10 @@ async def test_event_entities(
 
 @pytest.mark.usefixtures("init_integration")
 async def test_killed_publisher_fires_failed_then_recovered(
-    hass: HomeAssistant, agent: StableAgentProcess, fired: list[tuple[str, dict[str, Any]]]
+    hass: HomeAssistant,
+    agent: StableAgentProcess,
+    fired: list[tuple[str, dict[str, Any]]],
+    logbook_events: list[Event[Any]],
 ) -> None:
     restarts_before = (await hass.async_add_executor_job(agent.request, "GET", "/streams/garage"))[
         "restart_count"
@@ -111,6 +125,26 @@ async def test_killed_publisher_fires_failed_then_recovered(
     assert recovered["restart_count"] > restarts_before
     assert recovered["downtime_s"] > 0
 
+    # The cause in the agent's words, for templates and the logbook.
+    vocabulary = await hass.async_add_executor_job(agent.request, "GET", "/vocabulary")
+    killed = next(word["name"] for word in vocabulary["exit_causes"] if word["id"] == "killed")
+    assert failed["cause_name"] == killed
+    # The logbook shows an event entity's state change only as "detected an event": each failure and
+    # recovery is also on the bus, described by the logbook platform in words.
+    lines = [
+        describe_stream_event(dict(event.data))
+        for event in logbook_events
+        if event.data["entity_id"] == GARAGE
+    ]
+    assert lines[0] == {
+        "name": "Garage",
+        "message": f"failed: {killed}. {failed['summary']}",
+        "entity_id": GARAGE,
+    }
+    assert lines[recovered_at]["name"] == "Garage"
+    assert lines[recovered_at]["message"].startswith("recovered after ")
+    assert len(lines) == len(events)
+
 
 @pytest.mark.usefixtures("init_integration")
 async def test_requested_stop_and_restart_are_not_failures(
@@ -139,3 +173,30 @@ async def test_listener_removed_on_unload(hass: HomeAssistant, init_integration:
     assert len(coordinator._event_listeners) >= 2  # one per stream event entity
     assert await hass.config_entries.async_unload(init_integration.entry_id)
     assert coordinator._event_listeners == []
+
+
+def test_logbook_lines_read_as_sentences() -> None:
+    failed = {
+        "entity_id": GARAGE,
+        "stream": "Garage",
+        "event_type": "failed",
+        "cause": "device_busy",
+        "cause_name": "Camera busy",
+        "summary": "another program holds /dev/video0",
+    }
+    assert describe_stream_event(failed) == {
+        "name": "Garage",
+        "message": "failed: Camera busy. another program holds /dev/video0",
+        "entity_id": GARAGE,
+    }
+    recovered = {"stream": "Garage", "event_type": "recovered", "cause_name": "Camera busy"}
+    assert describe_stream_event(recovered | {"downtime_s": 12.4, "failures": 1})["message"] == (
+        "recovered after 12 s (it failed: Camera busy)"
+    )
+    assert describe_stream_event(recovered | {"downtime_s": 75, "failures": 3})["message"] == (
+        "recovered after 1 min 15 s (3 failures, the last: Camera busy)"
+    )
+    assert describe_stream_event({"event_type": "recovered", "stream_id": "garage"}) == {
+        "name": "garage",
+        "message": "recovered",
+    }

@@ -32,3 +32,18 @@ def test_manifest_key_order_and_zeroconf_type_matches_agent() -> None:
     from pi_stream_agent.zeroconf_ad import SERVICE_TYPE
 
     assert manifest["zeroconf"] == [SERVICE_TYPE]
+
+
+def test_display_name_is_found_by_what_people_search_for() -> None:
+    """Home Assistant's "Add integration" and HACS search the display name: a user looks for "Raspberry"
+    or "camera", not for the domain ``pi_stream`` (which stays, so entity ids and services keep working)."""
+    manifest = json.loads((COMPONENT_DIR / "manifest.json").read_text())
+    hacs = json.loads((COMPONENT_DIR.parents[1] / "hacs.json").read_text())
+    name = manifest["name"]
+    assert manifest["domain"] == DOMAIN == "pi_stream"
+    assert "raspberry" in name.lower()
+    assert "camera" in name.lower()
+    assert hacs["name"] == name
+    # The user-facing docs call it by that name.
+    docs = (COMPONENT_DIR.parents[1] / "docs" / "home-assistant.md").read_text()
+    assert docs.startswith(f"# {name}")

@@ -40,6 +40,7 @@ from custom_components.pi_stream.repairs import (
     issue_id,
 )
 from tests.integration.agent_process import AgentProcess
+from tests.integration.vocabulary_source import agent_vocabulary
 
 MIB = 1024 * 1024
 T0 = 1_800_000_000.0
@@ -51,7 +52,7 @@ T0 = 1_800_000_000.0
 def make_state(
     *,
     soc: str = "BCM2711",
-    hardware_encoder: bool = True,
+    hardware_encoder: bool | None = True,
     streams: dict[str, dict[str, Any]] | None = None,
     processes: dict[str, Any] | None = None,
     episodes: int | None = 0,
@@ -73,7 +74,9 @@ def make_state(
         "processes": processes or {},
         "power": {"under_voltage_episodes": episodes},
     }
-    return AgentState(info=info, telemetry=telemetry, streams=streams or {}, devices={})
+    return AgentState(
+        info=info, telemetry=telemetry, streams=streams or {}, devices={}, vocabulary=agent_vocabulary()
+    )
 
 
 def stream(
@@ -167,7 +170,7 @@ def test_under_voltage_counter_reset_is_a_new_baseline() -> None:
 
 
 def pi5(
-    cpu_front: float | None, cpu_garage: float | None, *, soc: str = "BCM2712", hw: bool = False
+    cpu_front: float | None, cpu_garage: float | None, *, soc: str = "BCM2712", hw: bool | None = False
 ) -> AgentState:
     streams = {
         "front_door": stream(software_encoded=True, publishers={"rpicam-vid": {"cpu_percent": 1.0}}),
@@ -250,6 +253,15 @@ def test_software_encoding_is_no_issue_with_a_hardware_encoder() -> None:
     # A board that says it has no encoder counts even without the Pi 5's SoC name.
     _, issues = run([(T0, pi5(300.0, 300.0, soc="?")), (T0 + 3600, pi5(300.0, 300.0, soc="?"))])
     assert keys(issues) == ["software_encoding"]
+
+
+def test_the_agent_alone_decides_whether_there_is_a_hardware_encoder() -> None:
+    # The integration used to hold its own Pi 5 SoC constant, which won over the agent's capability: a
+    # BCM2712 the agent says can encode in hardware (or cannot tell) raised the issue regardless.
+    for capability in (True, None):
+        busy = pi5(300.0, 300.0, soc="BCM2712", hw=capability)
+        _, issues = run([(T0, busy), (T0 + 3600, busy)])
+        assert issues == [], capability
 
 
 # -- through Home Assistant and the real agent ------------------------------------------------------------

@@ -23,13 +23,13 @@ from custom_components.pi_stream.sensor import (
     INTERFACE_SENSORS,
     PI_SENSORS,
     STREAM_SENSORS,
-    STREAM_STATES,
     WIFI_SENSORS,
     PiStreamSensorEntityDescription,
     publisher_cpu_percent,
 )
 from custom_components.pi_stream.write_policy import IMMEDIATE
 from tests.integration.stable_agent import StableAgentProcess, run_agent, wait_for
+from tests.integration.vocabulary_source import agent_vocabulary
 
 PI = "sensor.camera_pi"
 MIB = 1024 * 1024
@@ -50,7 +50,7 @@ DISABLED_BY_DEFAULT = {
     f"{PI}_eth0_transmit_drops",
     f"{PI}_wlan0_receive_drops",
     f"{PI}_wlan0_transmit_drops",
-    f"{PI}_wlan0_wi_fi_link_quality",
+    f"{PI}_wlan0_link_quality",
 }
 
 
@@ -124,7 +124,7 @@ async def test_niche_sensors_are_disabled_by_default(
         assert hass.states.get(entity_id) is None
     # The rest have states.
     assert hass.states.get(f"{PI}_eth0_receive_errors") is not None
-    assert hass.states.get(f"{PI}_wlan0_wi_fi_signal") is not None
+    assert hass.states.get(f"{PI}_wlan0_signal_strength") is not None
 
 
 async def test_values_follow_the_agents_telemetry(
@@ -152,7 +152,7 @@ async def test_values_follow_the_agents_telemetry(
     # used % and free MiB describe the same 512 MiB.
     assert abs(number(hass, f"{PI}_cma_used") - (100 - float(cma_free.state) / 512 * 100)) <= 12
 
-    dmabuf = hass.states.get(f"{PI}_dma_buf_total")
+    dmabuf = hass.states.get(f"{PI}_dma_buffers")
     assert float(dmabuf.state) == pytest.approx(telemetry["dmabuf"]["total_bytes"] / MIB, abs=0.07)
     assert dmabuf.attributes["by_exporter"] == telemetry["dmabuf"]["by_exporter"]
     assert dmabuf.attributes["source"] == telemetry["dmabuf"]["source"]
@@ -163,13 +163,13 @@ async def test_values_follow_the_agents_telemetry(
     assert temperature * 2 == int(temperature * 2)  # rounded to 0.5 °C
     assert abs(temperature - telemetry["soc_temperature_c"]) <= 4
     assert number(hass, f"{PI}_core_voltage") == telemetry["core_voltage_v"] == 0.87
-    assert hass.states.get(f"{PI}_h_264_clock").attributes["unit_of_measurement"] == "MHz"
-    assert number(hass, f"{PI}_h_264_clock") == round(telemetry["h264_clock_hz"] / 1e6) == 500
+    assert hass.states.get(f"{PI}_h264_encoder_clock").attributes["unit_of_measurement"] == "MHz"
+    assert number(hass, f"{PI}_h264_encoder_clock") == round(telemetry["h264_clock_hz"] / 1e6) == 500
     assert number(hass, f"{PI}_arm_clock") == round(telemetry["arm_clock_hz"] / 1e6) == 1500
     assert abs(number(hass, f"{PI}_memory_used") - telemetry["memory"]["used_percent"]) <= 6
     assert number(hass, f"{PI}_swap_used") == telemetry["swap"]["used_percent"] == 0
     assert number(hass, f"{PI}_under_voltage_episodes") == telemetry["power"]["under_voltage_episodes"]
-    signal = hass.states.get(f"{PI}_wlan0_wi_fi_signal")
+    signal = hass.states.get(f"{PI}_wlan0_signal_strength")
     assert signal.attributes["unit_of_measurement"] == "dBm"
     assert abs(float(signal.state) - telemetry["wifi"]["wlan0"]["signal_dbm"]) <= 10
     assert number(hass, f"{PI}_eth0_receive_errors") == telemetry["network"]["eth0"]["rx_errors_per_s"] == 0
@@ -183,7 +183,9 @@ async def test_values_follow_the_agents_telemetry(
         stream = listing[stream_id]
         state = hass.states.get(f"sensor.{name}_state")
         assert state.state == stream["state"] == "running"
-        assert state.attributes["options"] == STREAM_STATES
+        # The enum's options are the states the agent publishes, in its order.
+        vocabulary = await hass.async_add_executor_job(agent.request, "GET", "/vocabulary")
+        assert state.attributes["options"] == [word["id"] for word in vocabulary["stream_states"]]
         assert abs(number(hass, f"sensor.{name}_frame_rate") - stream["config"]["fps"]) <= 2
         assert number(hass, f"sensor.{name}_restarts") == stream["restart_count"]
         processes = [p for key, p in telemetry["processes"].items() if key.startswith(f"{stream_id}/")]
@@ -210,7 +212,7 @@ async def test_missing_values_are_unknown_not_unavailable(
     await hass.async_block_till_done()
     assert hass.states.get(f"{PI}_soc_temperature").state == STATE_UNKNOWN
     assert hass.states.get(f"{PI}_cma_free").state == STATE_UNKNOWN
-    assert hass.states.get(f"{PI}_wlan0_wi_fi_signal").state == STATE_UNKNOWN
+    assert hass.states.get(f"{PI}_wlan0_signal_strength").state == STATE_UNKNOWN
     assert hass.states.get(f"{PI}_memory_used").state not in (STATE_UNKNOWN, STATE_UNAVAILABLE)
 
 
@@ -326,4 +328,10 @@ def test_publisher_cpu_sums_a_streams_processes() -> None:
 
 
 def _state(telemetry: dict[str, Any]) -> AgentState:
-    return AgentState(info=None, telemetry=telemetry, streams={}, devices={})  # type: ignore[arg-type]
+    return AgentState(
+        info=None,  # type: ignore[arg-type]
+        telemetry=telemetry,
+        streams={},
+        devices={},
+        vocabulary=agent_vocabulary(),
+    )
