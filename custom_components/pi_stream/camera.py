@@ -1,9 +1,10 @@
 """A camera per stream: RTSP for live view (HA's go2rtc makes WebRTC of it), stills from the agent.
 
 When a stream runs again after a restart or a failure, the camera tells Home Assistant's own HLS worker
-(``self.stream``, if someone watches) to reconnect at once. Left alone, that worker notices the old
-publisher is gone only when its read fails or times out, and then waits 10 s (20 s, 30 s … on each
-further failure) before it looks again, so the live view froze for 10-30 s after a 1 s restart.
+(``self.stream``, if someone watches) that its source is new, so it reopens it the moment its read of the
+old publisher ends, in the same HLS session. Left alone, that read fails (or times out, 5 s over UDP) and
+the worker then waits 10 s (20 s, 30 s … on each further failure) before it looks again: the live view
+froze for 10-30 s after a 1 s restart. docs/benchmarks.md ("Restart → picture in Home Assistant").
 """
 
 from __future__ import annotations
@@ -79,7 +80,6 @@ class PiStreamCamera(PiStreamStreamEntity, Camera):
         self.entity_description = description
 
     _was_running = False
-    _resetting_stream = False  # HA's worker is being replaced: stay unavailable until a viewer can ask again
 
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
@@ -96,27 +96,15 @@ class PiStreamCamera(PiStreamStreamEntity, Camera):
     @callback
     def _reconnect_stream(self, stream: Stream) -> None:
         """The publisher is back: make HA's HLS worker read the new one now, not after its retry wait."""
-        if not stream.outputs():
-            return  # nobody is watching: the next viewer starts a fresh worker anyway
-        if stream.available:
-            # The worker is inside a read of the old publisher's session. Told the source is new, it opens
-            # it again the moment that read ends, without a retry wait.
-            stream.update_source(stream.source)
+        if not stream.outputs() or not stream.available:
+            # Nobody watches (the next viewer starts a fresh worker), or the worker already lost the old
+            # publisher and sleeps before its next try: waking it would end it and its viewers' HLS
+            # sessions (HA's worker loop), and a new session takes longer to show a picture than the wait.
             return
-        # The worker lost the old publisher and sleeps before its next try; waking it ends it (HA's worker
-        # loop) together with the viewers' HLS sessions. So end it ourselves, and stay unavailable until it
-        # is gone: the viewer that asks again when the camera comes back gets a fresh worker at once.
-        self._resetting_stream = True
-        self.hass.async_create_task(self._async_reset_stream(stream), eager_start=True)
-
-    async def _async_reset_stream(self, stream: Stream) -> None:
-        try:
-            if stream.dynamic_stream_settings.preload_stream:
-                stream.update_source(stream.source)  # a kept-alive worker is not ended by stop()
-            await stream.stop()
-        finally:
-            self._resetting_stream = False
-            self.async_write_ha_state()
+        # The worker is inside a read of the old publisher's session (over UDP it notices the publisher has
+        # gone only when that read times out). Told the source is new, it opens it again the moment the
+        # read ends, in the same HLS session, instead of failing and waiting 10 s before its next try.
+        stream.update_source(stream.source)
 
     @property
     def _status(self) -> dict[str, Any]:
@@ -129,7 +117,7 @@ class PiStreamCamera(PiStreamStreamEntity, Camera):
     @property
     def available(self) -> bool:
         """Only while frames are flowing (not while the stream is starting, backing off or stopped)."""
-        return super().available and self._running and not self._resetting_stream
+        return super().available and self._running
 
     @property
     def is_streaming(self) -> bool:
