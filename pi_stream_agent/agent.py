@@ -30,6 +30,7 @@ from pi_stream_agent.rootfs import Root
 from pi_stream_agent.streams.manager import Platform, StreamManager
 from pi_stream_agent.streams.rtsp_server import RtspServerSupervisor
 from pi_stream_agent.streams.store import StreamStore
+from pi_stream_agent.telemetry.meminfo import read_cma
 from pi_stream_agent.telemetry.sampler import TelemetryService
 from pi_stream_agent.telemetry.stack import TelemetryStack, build_stack
 
@@ -172,17 +173,29 @@ class Agent:
         if seed is None:  # not configured: a simulated Pi shows its test cameras
             seed = SIMULATED_STREAMS if config.simulate else ()
         store = StreamStore(config.state_dir, seed, seed_origin=str(config.source or "the built-in defaults"))
+        if config.rtsp_server_command:
+            self.rtsp_server = RtspServerSupervisor(
+                config.rtsp_server_command,
+                self.bus,
+                marker=f"{self.agent_id}:rtsp-server",
+                publish_url=config.rtsp.publish_url,
+            )
         self.streams = StreamManager(
             store=store,
             rtsp=config.rtsp,
             root=root,
             bus=self.bus,
             platform=Platform(
-                devices=self.registry.to_json, board=self._board_facts, simulated=config.simulate
+                devices=self.registry.to_json,
+                board=self._board_facts,
+                cma=lambda: read_cma(root),  # the telemetry's one CMA reader
+                simulated=config.simulate,
             ),
             processes=self.stack.processes,
             agent_id=self.agent_id,
             latest_sample=self._latest_sample,
+            # Publishers started before the server this agent runs listens would fail (rtsp_unreachable).
+            server_ready=self.rtsp_server.wait_listening if self.rtsp_server is not None else None,
         )
         firmware_forks = self.stack.firmware.needs_subprocess
         self.telemetry_service = TelemetryService(
@@ -195,15 +208,12 @@ class Agent:
             listeners=lambda: self.hub.client_count,
             on_sample=self.hub.broadcast_telemetry,
             off_loop=firmware_forks,
+            complete=self._add_stream_stats,
         )
         if self.simulation is not None:
             self._simulation_task = asyncio.create_task(self.simulation.run(), name="pi_stream simulation")
         await self.stack.start()
         await self.registry.start()
-        if config.rtsp_server_command:
-            self.rtsp_server = RtspServerSupervisor(
-                config.rtsp_server_command, self.bus, marker=f"{self.agent_id}:rtsp-server"
-            )
         await self.streams.start()  # kills leftovers of a previous run first, the server's included
         if self.rtsp_server is not None:
             self.rtsp_server.start()
@@ -308,6 +318,12 @@ class Agent:
 
     async def _current_sample(self) -> dict[str, Any] | None:
         return await self.telemetry_service.current() if self.telemetry_service is not None else None
+
+    def _add_stream_stats(self, sample: dict[str, Any]) -> None:
+        """Each sample carries every stream's numbers (fps, bitrate, restarts, publishers' CPU/RSS), so a
+        client that follows the telemetry push never needs to poll the streams for them."""
+        if self.streams is not None:
+            sample["streams"] = self.streams.stats(sample.get("processes") or {})
 
     def _latest_sample(self) -> dict[str, Any] | None:
         return self.telemetry_service.latest if self.telemetry_service is not None else None

@@ -349,6 +349,8 @@ def redacted_argv(argv: Sequence[str]) -> list[str]:
 def _ffmpeg_head(env: PublishEnvironment) -> list[str]:
     # -nostdin: never read keyboard commands from a pipe; -nostats: no status line on stderr (the log ring
     # keeps real messages); -progress pipe:1 every second is what the supervisor reads instead.
+    # -vstats: one line per encoded frame with its size, to stderr, where the agent takes it apart from the
+    # log: the bitrate is measured from it, since -progress has no size for an RTSP output (N/A).
     return [
         env.tools.ffmpeg,
         "-hide_banner",
@@ -360,6 +362,10 @@ def _ffmpeg_head(env: PublishEnvironment) -> list[str]:
         "pipe:1",
         "-stats_period",
         "1",
+        "-vstats_file",
+        "/dev/stderr",
+        "-vstats_version",
+        "2",
     ]
 
 
@@ -591,6 +597,7 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
         encoding=encoding,
         main_url=main_url,
         sub_url=sub_url,
+        main_stream_on_stdin=encoding == "hardware",  # rpicam-vid's H.264, copied by ffmpeg
     )
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from pi_stream_agent.events import Event, EventBus
@@ -27,6 +27,7 @@ from pi_stream_agent.streams.config import (
     validate_streams,
 )
 from pi_stream_agent.streams.model import (
+    CmaReader,
     PipelineSpec,
     PreflightResult,
     PublishEnvironment,
@@ -40,10 +41,16 @@ from pi_stream_agent.streams.process import kill_leftovers
 from pi_stream_agent.streams.snapshot import Snapshot, SnapshotService
 from pi_stream_agent.streams.store import StreamNotFoundError, StreamStore
 from pi_stream_agent.streams.supervisor import StreamSupervisor, SupervisorHooks, SupervisorSettings
-from pi_stream_agent.telemetry.meminfo import parse_meminfo
-from pi_stream_agent.telemetry.system import ProcessWatch
 
 _LOGGER = logging.getLogger(__name__)
+
+
+class ProcessTracker(Protocol):
+    """Where publishers are reported for CPU/RSS (the telemetry's process watch, wired by the agent)."""
+
+    def track(self, name: str, pid: int) -> None: ...
+
+    def untrack(self, name: str) -> None: ...
 
 
 class UnknownStreamError(KeyError):
@@ -56,6 +63,7 @@ class Platform:
 
     devices: Callable[[], dict[str, Any]]  # GET /devices JSON (kept current by hot-plug)
     board: Callable[[], dict[str, Any]]  # hardware_h264_encoder, camera_buffers_from_cma, soc
+    cma: CmaReader = lambda: (None, None)  # (CmaFree, CmaTotal): the telemetry's reader
     simulated: bool = False
 
 
@@ -68,12 +76,13 @@ class StreamManager:
         root: Root,
         bus: EventBus,
         platform: Platform,
-        processes: ProcessWatch,
+        processes: ProcessTracker,
         agent_id: str,
         settings: SupervisorSettings | None = None,
         tools: ToolPaths | None = None,
         snapshots: SnapshotService | None = None,
         latest_sample: Callable[[], dict[str, Any] | None] = lambda: None,
+        server_ready: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._rtsp = rtsp
@@ -86,6 +95,7 @@ class StreamManager:
         self._tools = tools or ToolPaths()
         self.snapshots = snapshots or SnapshotService(transport=rtsp.read_transport)
         self._latest_sample = latest_sample
+        self._server_ready = server_ready
         self._supervisors: dict[str, StreamSupervisor] = {}
         self._tracked: dict[str, list[str]] = {}
         self._unsubscribe: Callable[[], None] | None = None
@@ -126,6 +136,8 @@ class StreamManager:
             rtsp_reachable=self._rtsp_reachable,
             cma_free_bytes=self._cma_free_bytes,
             on_pids=self._track,
+            process_usage=self._process_usage,
+            server_ready=self._server_ready,
             marker=lambda stream_id: f"{self._agent_id}:{stream_id}",
         )
 
@@ -179,6 +191,7 @@ class StreamManager:
             spec,
             rtsp_publish_url=self._rtsp.publish_url,
             root=self._root,
+            cma=self._platform.cma,
             board=self._platform.board(),
             width=config.width,
             height=config.height,
@@ -189,10 +202,7 @@ class StreamManager:
         return await check_rtsp(self._rtsp.publish_url, 1.0) is None
 
     def _cma_free_bytes(self) -> int | None:
-        try:
-            return parse_meminfo(self._root.read_text("proc/meminfo")).get("CmaFree")
-        except OSError:
-            return None
+        return self._platform.cma()[0]
 
     def _track(self, stream_id: str, pids: Mapping[str, int]) -> None:
         """Publishers join the telemetry's per-process CPU and RSS as ``<stream>/<program>``."""
@@ -244,7 +254,6 @@ class StreamManager:
                 "urls": urls,
                 "read_transport": self._rtsp.read_transport,  # what a reader of ``urls`` should use
                 "software_encoded": spec.encoding == "software" if spec is not None else None,
-                "publishers": self._publisher_usage(stream_id),
             }
         )
         return status
@@ -257,11 +266,15 @@ class StreamManager:
             return None
         return {"username": self._rtsp.read_username, "password": self._rtsp.read_password or ""}
 
-    def _publisher_usage(self, stream_id: str) -> dict[str, Any]:
+    def _process_usage(self) -> Mapping[str, Mapping[str, Any]]:
         sample = self._latest_sample() or {}
-        processes = sample.get("processes") or {}
-        prefix = f"{stream_id}/"
-        return {name[len(prefix) :]: usage for name, usage in processes.items() if name.startswith(prefix)}
+        processes: Mapping[str, Mapping[str, Any]] = sample.get("processes") or {}
+        return processes
+
+    def stats(self, processes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Every stream's numbers for a telemetry sample, its publishers' CPU/RSS from that sample's
+        ``processes`` (so a pushed sample never mixes two readings)."""
+        return {stream_id: s.stats(processes) for stream_id, s in self._supervisors.items()}
 
     def logs(self, stream_id: str, lines: int) -> list[dict[str, Any]]:
         ring = self._supervisor(stream_id).log

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+import signal
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 SourceKind = Literal["csi", "v4l2", "test"]
 # auto: hardware H.264 where the board has it (Pi 0–4), software otherwise (Pi 5), MJPEG pass-through
@@ -143,6 +145,10 @@ class PipelineSpec:
     device_path: str | None = None  # the device node the pipeline opens, if any
     # The last process is an ffmpeg writing ``-progress pipe:1`` key=value blocks to its stdout.
     progress_process: int = -1
+    # The last process's stdin carries the main stream already encoded, and it passes it through (the
+    # camera's hardware H.264 into ``-c:v copy``): the bytes it reads are the main stream's, which is how
+    # the bitrate is measured where ffmpeg encodes nothing itself (no -vstats frame sizes).
+    main_stream_on_stdin: bool = False
 
 
 @dataclass
@@ -156,6 +162,10 @@ class Progress:
     speed: float | None = None
     updated_at: float | None = None  # time.monotonic() of the last block that advanced ``frames``
     blocks: int = 0  # progress blocks received
+    # Measured by the agent from the bytes ffmpeg reports written (``-progress`` total_size, or the
+    # per-frame ``-vstats`` sizes where the output is RTSP and total_size is N/A), over media time.
+    measured_bitrate_bps: float | None = None
+    size_mark: tuple[float, int] | None = None  # (media time s, bytes) the bitrate is measured from
 
 
 class LogRing:
@@ -200,9 +210,69 @@ class ExitInfo:
     log_tail: tuple[str, ...] = field(default_factory=tuple)
 
 
+# (CmaFree, CmaTotal) in bytes now, None where unknown: the agent wires the telemetry's reader here, so
+# streams never read /proc/meminfo themselves.
+CmaReader = Callable[[], tuple[int | None, int | None]]
+
+
 @dataclass(frozen=True)
 class PreflightResult:
     ok: bool
     cause: ExitCause | None = None
     message: str | None = None
     cma_free_bytes: int | None = None
+
+
+@dataclass
+class LastExit:
+    """Why a supervised process last ended: a stream's publisher or the RTSP server."""
+
+    at: float
+    cause: ExitCause
+    summary: str
+    evidence: str | None
+    process: str | None
+    exit_code: int | None
+    signal: str | None
+    runtime_s: float
+    log_tail: list[str]
+    cma_free_bytes: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": round(self.at, 3),
+            "cause": str(self.cause),
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "process": self.process,
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "runtime_s": round(self.runtime_s, 3),
+            "cma_free_bytes": self.cma_free_bytes,
+        }
+
+    @classmethod
+    def of(
+        cls,
+        info: ExitInfo,
+        *,
+        cause: ExitCause,
+        summary: str,
+        evidence: str | None,
+        at: float,
+        cma_free_bytes: int | None = None,
+    ) -> LastExit:
+        """How a pipeline ended, told by the process that exited first (the likely culprit)."""
+        culprit = next((p for p in info.processes if p.name == info.first), None)
+        return cls(
+            at=at,
+            cause=cause,
+            summary=summary,
+            evidence=evidence,
+            process=info.first,
+            exit_code=culprit.returncode if culprit is not None and culprit.signal is None else None,
+            signal=signal.Signals(culprit.signal).name if culprit is not None and culprit.signal else None,
+            runtime_s=info.runtime_s,
+            log_tail=list(info.log_tail),
+            cma_free_bytes=cma_free_bytes,
+        )

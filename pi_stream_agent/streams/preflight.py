@@ -15,8 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pi_stream_agent.rootfs import Root
-from pi_stream_agent.streams.model import ExitCause, PipelineSpec, PreflightResult
-from pi_stream_agent.telemetry.meminfo import parse_meminfo
+from pi_stream_agent.streams.model import CmaReader, ExitCause, PipelineSpec, PreflightResult
 
 # Default RTSP ports when the URL names none: 554 (RFC 2326), 322 for RTSP over TLS (RFC 7826).
 _DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
@@ -85,24 +84,15 @@ def _check_device(spec: PipelineSpec, root: Root) -> PreflightResult | None:
     )
 
 
-def _read_cma(root: Root) -> tuple[int | None, int | None]:
-    """(CmaFree, CmaTotal) in bytes, None where unknown."""
-    try:
-        values = parse_meminfo(root.read_text("proc/meminfo"))
-    except (OSError, ValueError):
-        return None, None
-    return values.get("CmaFree"), values.get("CmaTotal")
-
-
 def _check_cma(
-    spec: PipelineSpec, root: Root, board: dict[str, Any], width: int, height: int
+    spec: PipelineSpec, cma: CmaReader, board: dict[str, Any], width: int, height: int
 ) -> tuple[PreflightResult | None, int | None]:
     """A failure (or None) and the CmaFree read, if the check applies at all."""
     # Only CSI cameras on boards whose camera buffers come from CMA (Pi 0-4); on a Pi 5 they come
     # from the system heap, and USB cards (uvcvideo) use vmalloc'ed buffers.
     if board.get("camera_buffers_from_cma") is not True or not _is_camera_pipeline(spec):
         return None, None
-    free, total = _read_cma(root)
+    free, total = cma()
     if free is None:
         return None, None
     need = camera_cma_need_bytes(width, height, hardware_encoder=spec.encoding == "hardware")
@@ -173,6 +163,7 @@ async def preflight(
     *,
     rtsp_publish_url: str,
     root: Root,
+    cma: CmaReader,
     board: dict[str, Any],
     width: int,
     height: int,
@@ -183,7 +174,8 @@ async def preflight(
 
     Order: device (a missing card is waited for, nothing else matters), CMA (local and cheap), RTSP
     server (a network round trip, bounded by ``timeout_s``). ``board`` is the agent's board info
-    (``camera_buffers_from_cma``, ``soc``). ``cma_free_bytes`` is set whenever CmaFree was read.
+    (``camera_buffers_from_cma``, ``soc``); ``cma`` reads (CmaFree, CmaTotal) — the telemetry's reader,
+    wired by the agent. ``cma_free_bytes`` is set whenever CmaFree was read.
     """
     cma_free: int | None = None
     try:
@@ -191,7 +183,7 @@ async def preflight(
             failed = _check_device(spec, root)
             if failed is not None:
                 return failed
-        failed, cma_free = _check_cma(spec, root, board, width, height)
+        failed, cma_free = _check_cma(spec, cma, board, width, height)
         if failed is not None:
             return failed
         failed = await check_rtsp(rtsp_publish_url, timeout_s)

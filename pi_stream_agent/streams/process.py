@@ -41,7 +41,13 @@ from pathlib import Path
 
 from pi_stream_agent.streams.commands import redact
 from pi_stream_agent.streams.model import ExitInfo, LogRing, PipelineSpec, ProcessExit, Progress
-from pi_stream_agent.streams.progress import ProgressParser, apply_block
+from pi_stream_agent.streams.progress import (
+    VSTATS_PREFIX,
+    ProgressParser,
+    apply_block,
+    parse_vstats_line,
+    record_size,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -205,6 +211,19 @@ class _LineProtocol(asyncio.Protocol):
             _LOGGER.exception("line consumer failed")
 
 
+def _bytes_read(pid: int) -> int | None:
+    """``rchar`` of /proc/<pid>/io: every byte the process has read() — for a stage fed by a pipe, the
+    stream it was fed (plus a constant few kB of start-up reads, which a rate of deltas ignores)."""
+    try:
+        with open(f"/proc/{pid}/io", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"rchar:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _first_terminator(data: bytes) -> int:
     newline, carriage = data.find(b"\n"), data.find(b"\r")
     if newline < 0:
@@ -324,6 +343,13 @@ class PipelineProcess:
         return self._ended.result()
 
     def _log_line(self, name: str, line: str) -> None:
+        if line.startswith(VSTATS_PREFIX) and self._reads_progress and name == self.names[-1]:
+            # The progress ffmpeg's per-frame sizes (-vstats to stderr): what the bitrate is measured
+            # from where the RTSP output has no size of its own. Data, not a log line.
+            frame = parse_vstats_line(line)
+            if frame is not None and (frame.output, frame.stream) == (0, 0):  # the main stream
+                record_size(self.progress, frame.time_s, frame.total_bytes)
+            return
         # ffmpeg echoes the publish URL in its errors; the log is served over the API: never the password.
         self._log.append(name, redact(line))
 
@@ -413,6 +439,10 @@ class PipelineProcess:
         block = self._parser.feed(line)
         if block is not None:
             apply_block(self.progress, block, time.monotonic())
+            if self.spec.main_stream_on_stdin and block.out_time_s is not None and self._stages:
+                read = _bytes_read(self._stages[-1].pid)
+                if read is not None:
+                    record_size(self.progress, block.out_time_s, read)
 
     def _stage_exited(self, name: str, _task: asyncio.Task[int]) -> None:
         self._exit_order.append(name)

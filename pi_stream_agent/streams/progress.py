@@ -22,11 +22,14 @@ None, never an exception.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
 from pi_stream_agent.streams.model import Progress
 
+# The shortest stretch of media time a bitrate is measured over.
+MIN_RATE_WINDOW_S = 1.0
 # A key ffmpeg never repeats within one block; its arrival closes the block.
 _END_KEY = "progress"
 
@@ -41,6 +44,7 @@ class ProgressBlock:
     out_time_s: float | None
     speed: float | None
     end: bool  # ``progress=end``: ffmpeg is finishing
+    total_size: int | None = None  # bytes written so far; N/A for RTSP outputs (no file behind them)
 
 
 def parse_int(value: str) -> int | None:
@@ -120,10 +124,13 @@ def _block(fields: dict[str, str], *, end: bool) -> ProgressBlock:
     fps_text = fields.get("fps")
     bitrate_text = fields.get("bitrate")
     speed_text = fields.get("speed")
+    size_text = fields.get("total_size")
+    size = parse_int(size_text) if size_text is not None else None
     return ProgressBlock(
         frames=frames if frames is None or frames >= 0 else None,
         fps=parse_float(fps_text) if fps_text is not None else None,
         bitrate_bps=parse_bitrate(bitrate_text) if bitrate_text is not None else None,
+        total_size=size if size is not None and size >= 0 else None,
         out_time_s=out_time,
         speed=parse_speed(speed_text) if speed_text is not None else None,
         end=end,
@@ -138,8 +145,12 @@ def apply_block(progress: Progress, block: ProgressBlock, now: float) -> bool:
     supervisor's stall watch looks for. A block without a frame count keeps the previous count, so a
     single odd block cannot make the next normal one look like progress."""
     progress.blocks += 1
-    progress.fps = block.fps
+    # 0.00 is what ffmpeg writes before it has measured anything: "not known yet", not a frozen stream
+    # (a frozen stream is told by ``updated_at``, not by this average).
+    progress.fps = block.fps if block.fps is not None and block.fps > 0 else None
     progress.bitrate_bps = block.bitrate_bps
+    if block.total_size is not None and block.out_time_s is not None:
+        record_size(progress, block.out_time_s, block.total_size)
     progress.out_time_s = block.out_time_s
     progress.speed = block.speed
     if block.frames is None:
@@ -150,3 +161,55 @@ def apply_block(progress: Progress, block: ProgressBlock, now: float) -> bool:
     if advanced:
         progress.updated_at = now
     return advanced
+
+
+def record_size(progress: Progress, media_time_s: float, total_bytes: int) -> None:
+    """Measure ``progress.measured_bitrate_bps`` from the bytes written so far at a media time: growth
+    over the *media* time it covers (the publisher's own clock), so an agent that reads reports late, or
+    several at once, measures the same rate. Unchanged until a window of MIN_RATE_WINDOW_S has passed."""
+    previous = progress.size_mark
+    if previous is None or total_bytes < previous[1] or media_time_s < previous[0]:
+        progress.size_mark = (media_time_s, total_bytes)  # first report, or the counters started over
+        return
+    elapsed = media_time_s - previous[0]
+    if elapsed < MIN_RATE_WINDOW_S:
+        return
+    progress.size_mark = (media_time_s, total_bytes)
+    progress.measured_bitrate_bps = (total_bytes - previous[1]) * 8 / elapsed
+
+
+@dataclass(frozen=True)
+class FrameStats:
+    """One ``-vstats_version 2`` line: an encoded frame of output file ``output``, stream ``stream``."""
+
+    output: int
+    stream: int
+    total_bytes: int  # the stream's bytes up to and including this frame
+    time_s: float  # the frame's media time
+
+
+VSTATS_PREFIX = "out="
+
+
+def parse_vstats_line(line: str) -> FrameStats | None:
+    """``out=  0 st=  0 frame=  1 q= 19.0 f_size=  5241 s_size=  9kB time= 0.067 br= … type= P`` →
+    FrameStats (ffmpeg writes ``s_size`` in whole kB *before* this frame, ``f_size`` in bytes); None
+    for anything else. Values follow their ``key=`` with optional spaces, so the words are paired up."""
+    if not line.startswith(VSTATS_PREFIX):
+        return None
+    words = line.replace("=", "= ").split()
+    values: dict[str, str] = {}
+    for key, value in itertools.pairwise(words):
+        if key.endswith("=") and not value.endswith("="):
+            values[key[:-1]] = value
+    output = parse_int(values.get("out", ""))
+    stream = parse_int(values.get("st", ""))
+    frame_bytes = parse_int(values.get("f_size", ""))
+    before = values.get("s_size", "")
+    before_kb = parse_int(before[:-2]) if before.endswith("kB") else None
+    time_s = parse_float(values.get("time", ""))
+    if None in (output, stream, frame_bytes, before_kb, time_s):
+        return None
+    assert output is not None and stream is not None and frame_bytes is not None
+    assert before_kb is not None and time_s is not None
+    return FrameStats(output, stream, before_kb * 1024 + frame_bytes, time_s)

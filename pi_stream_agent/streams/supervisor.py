@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +24,7 @@ from pi_stream_agent.streams.causes import Classification, classify_exit
 from pi_stream_agent.streams.model import (
     ExitCause,
     ExitInfo,
+    LastExit,
     LogRing,
     PipelineSpec,
     PreflightResult,
@@ -42,6 +42,11 @@ RTSP_REPROBE_S = 1.0
 # How often a missing device is looked for again. Hot-plug events start a stream at once; this catches a
 # stable by-id link that udev creates a moment after the kernel's /dev node (the event has passed by then).
 DEVICE_RECHECK_S = 2.0
+# How long the watch loop waits between looks at the publisher's progress.
+WATCH_TICK_S = 1.0
+# A look this much later than planned means the agent itself was held up (frozen, SIGSTOPped, starved):
+# that time is not the publisher's, so the stall clocks restart from the moment the agent is back.
+LATE_TICK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -57,33 +62,6 @@ class SupervisorSettings:
 
 
 @dataclass
-class LastExit:
-    at: float
-    cause: ExitCause
-    summary: str
-    evidence: str | None
-    process: str | None
-    exit_code: int | None
-    signal: str | None
-    runtime_s: float
-    log_tail: list[str]
-    cma_free_bytes: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "at": round(self.at, 3),
-            "cause": str(self.cause),
-            "summary": self.summary,
-            "evidence": self.evidence,
-            "process": self.process,
-            "exit_code": self.exit_code,
-            "signal": self.signal,
-            "runtime_s": round(self.runtime_s, 3),
-            "cma_free_bytes": self.cma_free_bytes,
-        }
-
-
-@dataclass
 class SupervisorHooks:
     """What a supervisor needs from the agent, as plain callables (tests pass their own)."""
 
@@ -93,8 +71,12 @@ class SupervisorHooks:
     rtsp_reachable: Callable[[], Awaitable[bool]]
     cma_free_bytes: Callable[[], int | None]
     on_pids: Callable[[str, dict[str, int]], None] = lambda stream_id, pids: None
+    # The publishers' latest CPU/RSS reading, ``"<stream>/<program>"`` → ``{pid, cpu_percent, rss_bytes}``.
+    process_usage: Callable[[], Mapping[str, Mapping[str, Any]]] = lambda: {}
     marker: Callable[[str], str] = lambda stream_id: stream_id
     process_factory: Callable[..., PipelineProcess] = PipelineProcess
+    # Awaited once before the first start: the RTSP server the agent itself runs is listening (bounded).
+    server_ready: Callable[[], Awaitable[None]] | None = None
     backoff_factory: Callable[[], Backoff] = Backoff
     clock: Callable[[], float] = time.time
 
@@ -104,6 +86,13 @@ class _Wanted:
     running: bool = True  # False after an API stop; True after start/restart
     restart: bool = False  # restart the current pipeline now
     generation: int = 0  # bumped on every command, so waits notice
+
+
+async def _drain_readable() -> None:
+    """Let the pipes' read callbacks run: data that is readable now is delivered before this returns.
+    (One turn queues the readers' callbacks behind this task's next step; the second runs them.)"""
+    for _ in range(2):
+        await asyncio.sleep(0)
 
 
 class StreamSupervisor:
@@ -122,13 +111,18 @@ class StreamSupervisor:
         self.state = StreamState.DISABLED if not config.enabled else StreamState.STARTING
         self.message: str | None = None
         self.cause: ExitCause | None = None
-        self.restart_count = 0
+        self.restart_count = 0  # restarts after failures
+        self.requested_restart_count = 0  # restarts asked for (API, restart-all)
+        self.restarts_by_cause: dict[str, int] = {}  # failure restarts by ExitCause
         self.running_since: float | None = None  # wall clock, when frames started flowing
         self.next_retry_at: float | None = None
         self.last_exit: LastExit | None = None
         self.spec: PipelineSpec | None = None
         self._process: PipelineProcess | None = None
         self._wanted = _Wanted()
+        # The command generation the current round has acted on: a command that arrives while the round
+        # awaits something (pre-flight, spawn) is newer than this, so no later wait can swallow it.
+        self._round_generation = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._backoff = hooks.backoff_factory()
@@ -157,6 +151,7 @@ class StreamSupervisor:
         self._poke()
 
     def request_restart(self) -> None:
+        self.requested_restart_count += 1
         self._wanted.running = True
         self._wanted.restart = True
         self._backoff.reset()
@@ -183,6 +178,8 @@ class StreamSupervisor:
     # -- the loop ----------------------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        if self._hooks.server_ready is not None:
+            await self._hooks.server_ready()
         while True:
             try:
                 await self._one_round()
@@ -193,7 +190,12 @@ class StreamSupervisor:
                 self._set_state(StreamState.BACKOFF, ExitCause.UNKNOWN, f"internal error: {exc}")
                 await self._sleep(5.0)
 
+    def _command_pending(self) -> bool:
+        """A command arrived since this round began (and has not been acted on yet)."""
+        return self._wanted.generation != self._round_generation
+
     async def _one_round(self) -> None:
+        self._round_generation = self._wanted.generation
         self._wanted.restart = False
         if not self.config.enabled:
             self._set_state(StreamState.DISABLED, None, "disabled in the configuration")
@@ -217,6 +219,8 @@ class StreamSupervisor:
             return
         self.spec = spec
         check = await self._hooks.preflight(self.config, spec)
+        if self._command_pending():
+            return  # a stop/restart/new config came during the check: the next round acts on it
         if not check.ok:
             await self._after_failed_preflight(check)
             return
@@ -272,30 +276,46 @@ class StreamSupervisor:
         exited = asyncio.ensure_future(process.wait())
         woke: asyncio.Task[Literal[True]] | None = None
         spawned = time.monotonic()
+        # Start from the round's generation, not the current one: a command that came while the round
+        # awaited the pre-flight or the spawn is acted on here, not dropped.
+        seen = self._round_generation
+        # Stall clocks start no earlier than this: moved on whenever the agent itself was late.
+        judged_from = spawned
         try:
             while True:
-                generation = self._wanted.generation
+                if seen != self._wanted.generation:
+                    seen = self._wanted.generation
+                    if self._wanted.restart or not self._wanted.running or not self.config.enabled:
+                        return await process.stop(), False
                 self._wake.clear()
+                if seen != self._wanted.generation:
+                    continue
                 woke = asyncio.create_task(self._wake.wait())
-                done, _ = await asyncio.wait({exited, woke}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                tick = time.monotonic()
+                done, _ = await asyncio.wait(
+                    {exited, woke}, timeout=WATCH_TICK_S, return_when=asyncio.FIRST_COMPLETED
+                )
                 woke.cancel()
                 if exited in done:
                     return exited.result(), False
-                if generation != self._wanted.generation and (
-                    self._wanted.restart or not self._wanted.running or not self.config.enabled
-                ):
-                    return await process.stop(), False
+                if seen != self._wanted.generation:
+                    continue
+                if time.monotonic() - tick > WATCH_TICK_S + LATE_TICK_S:
+                    # The agent was held up. What ffmpeg wrote meanwhile may sit unread in the pipe: let
+                    # the readers drain it (their callbacks run in the next loop turns), and do not count
+                    # the agent's own lateness as the publisher's silence.
+                    await _drain_readable()
+                    judged_from = time.monotonic()
                 now = time.monotonic()
                 progress = process.progress
                 if progress.updated_at is not None:
                     if self.state is not StreamState.RUNNING:
                         self.running_since = self._hooks.clock()
                         self._set_state(StreamState.RUNNING, None, None)
-                    if now - progress.updated_at > self._settings.stall_timeout_s:
-                        return await self._stall(
-                            process, f"no new frame for {now - progress.updated_at:.1f} s"
-                        )
-                elif now - spawned > self._settings.startup_timeout_s:
+                    silent = now - max(progress.updated_at, judged_from)
+                    if silent > self._settings.stall_timeout_s:
+                        return await self._stall(process, f"no new frame for {silent:.1f} s")
+                elif now - judged_from > self._settings.startup_timeout_s:
                     timeout = self._settings.startup_timeout_s
                     return await self._stall(process, f"no frame within {timeout:g} s of start")
         finally:
@@ -319,9 +339,11 @@ class StreamSupervisor:
             return
         verdict = classify_exit(info, stalled=stalled)
         cma_free = self._hooks.cma_free_bytes() if verdict.cause is ExitCause.BUFFER_ALLOCATION else None
-        self._record_exit(info, verdict, cma_free)
         if verdict.cause is not ExitCause.DEVICE_GONE:  # an unplugged card is not a failed publisher
             self.restart_count += 1
+            cause = str(verdict.cause)
+            self.restarts_by_cause[cause] = self.restarts_by_cause.get(cause, 0) + 1
+        self._record_exit(info, verdict, cma_free)  # after counting: the event's stats include this one
         if verdict.cause in _PERMANENT:
             self._set_state(StreamState.FAILED, verdict.cause, verdict.summary)
             await self._wait_for_command()
@@ -354,14 +376,18 @@ class StreamSupervisor:
                 return
 
     async def _sleep(self, seconds: float) -> bool:
-        """Sleep, or return early (True) when a command arrives."""
-        generation = self._wanted.generation
+        """Sleep, or return early (True) when a command arrives — also one that arrived earlier in this
+        round, while it awaited something else."""
+        if self._command_pending():
+            return True
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.0))
-        return generation != self._wanted.generation
+        return self._command_pending()
 
     async def _wait_for_command(self) -> None:
+        if self._command_pending():
+            return
         self._wake.clear()
         await self._wake.wait()
 
@@ -378,17 +404,12 @@ class StreamSupervisor:
         return f"waiting for {device} to be connected"
 
     def _record_exit(self, info: ExitInfo, verdict: Classification, cma_free: int | None) -> None:
-        culprit = next((p for p in info.processes if p.name == info.first), None)
-        self.last_exit = LastExit(
-            at=self._hooks.clock(),
+        self.last_exit = LastExit.of(
+            info,
             cause=verdict.cause,
             summary=verdict.summary,
             evidence=verdict.evidence,
-            process=info.first,
-            exit_code=culprit.returncode if culprit is not None and culprit.signal is None else None,
-            signal=signal.Signals(culprit.signal).name if culprit is not None and culprit.signal else None,
-            runtime_s=info.runtime_s,
-            log_tail=list(info.log_tail),
+            at=self._hooks.clock(),
             cma_free_bytes=cma_free,
         )
         self._publish_exit()
@@ -412,7 +433,12 @@ class StreamSupervisor:
         assert self.last_exit is not None
         self._bus.publish(
             "stream_exit",
-            {"stream_id": self.config.id, **self.last_exit.to_json(), "log_tail": self.last_exit.log_tail},
+            {
+                "stream_id": self.config.id,
+                **self.last_exit.to_json(),
+                "log_tail": self.last_exit.log_tail,
+                "stats": self.stats(),
+            },
         )
 
     def _set_state(self, state: StreamState, cause: ExitCause | None, message: str | None) -> None:
@@ -435,6 +461,7 @@ class StreamSupervisor:
                 "message": message,
                 "restart_count": self.restart_count,
                 "next_retry_at": round(self.next_retry_at, 3) if self.next_retry_at else None,
+                "stats": self.stats(),
             },
         )
 
@@ -444,10 +471,47 @@ class StreamSupervisor:
     def process(self) -> PipelineProcess | None:
         return self._process
 
+    def stats(self, usage: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+        """The stream's numbers (contract C1: status objects, telemetry ``streams`` and event ``stats``).
+
+        Measurements are null unless the stream is ``running``: never the last value of a publisher that
+        is gone, never 0.0 for "not measured yet". A publisher's CPU/RSS count only when the reading is of
+        the pid running now. ``usage`` is the telemetry sample's ``processes`` (the latest one if None)."""
+        running = self.state is StreamState.RUNNING
+        process = self._process if running else None
+        progress = process.progress if process is not None else None
+        usage = self._hooks.process_usage() if usage is None else usage
+        publishers: dict[str, dict[str, Any]] = {}
+        if process is not None:
+            for program, pid in process.pids.items():
+                reading = usage.get(f"{self.config.id}/{program}") or {}
+                same = reading.get("pid") == pid
+                publishers[program] = {
+                    "pid": pid,
+                    "cpu_percent": reading.get("cpu_percent") if same else None,
+                    "rss_bytes": reading.get("rss_bytes") if same else None,
+                }
+        bitrate = None
+        if progress is not None:
+            measured = progress.measured_bitrate_bps
+            bitrate = measured if measured is not None else progress.bitrate_bps
+        return {
+            "state": str(self.state),
+            "fps": progress.fps if progress is not None else None,
+            "bitrate_bps": round(bitrate) if bitrate is not None else None,
+            "frames": progress.frames if progress is not None else None,
+            "uptime_s": round(self._hooks.clock() - self.running_since, 1)
+            if running and self.running_since
+            else None,
+            "restart_count": self.restart_count,
+            "requested_restart_count": self.requested_restart_count,
+            "restarts_by_cause": dict(self.restarts_by_cause),
+            "publishers": publishers,
+        }
+
     def status(self) -> dict[str, Any]:
         now = self._hooks.clock()
-        progress = self._process.progress if self._process is not None else None
-        running = self.state is StreamState.RUNNING
+        stats = self.stats()
         return {
             "id": self.config.id,
             "name": self.config.display_name,
@@ -457,13 +521,16 @@ class StreamSupervisor:
             "message": self.message,
             "encoding": self.spec.encoding if self.spec is not None else None,
             "restart_count": self.restart_count,
+            "requested_restart_count": self.requested_restart_count,
+            "restarts_by_cause": stats["restarts_by_cause"],
             "running_since": round(self.running_since, 3) if self.running_since else None,
-            "uptime_s": round(now - self.running_since, 1) if self.running_since and running else None,
+            "uptime_s": stats["uptime_s"],
             "next_retry_at": round(self.next_retry_at, 3) if self.next_retry_at else None,
             "next_retry_in_s": round(max(self.next_retry_at - now, 0.0), 1) if self.next_retry_at else None,
-            "fps": progress.fps if progress is not None and running else None,
-            "bitrate_bps": progress.bitrate_bps if progress is not None and running else None,
-            "frames": progress.frames if progress is not None else None,
+            "fps": stats["fps"],
+            "bitrate_bps": stats["bitrate_bps"],
+            "frames": stats["frames"],
             "pids": dict(self._process.pids) if self._process is not None else {},
+            "publishers": stats["publishers"],
             "last_exit": self.last_exit.to_json() if self.last_exit is not None else None,
         }

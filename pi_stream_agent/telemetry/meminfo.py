@@ -81,6 +81,16 @@ def _pool(
     return result
 
 
+def read_cma(root: Root) -> tuple[int | None, int | None]:
+    """(CmaFree, CmaTotal) in bytes now, None where unknown. The one reader of CMA: the streams' pre-flight
+    and exit diagnosis get it through the agent's wiring, the telemetry sample through MemoryReader."""
+    try:
+        values = parse_meminfo(root.read_text("proc/meminfo"))
+    except (OSError, ValueError):
+        return None, None
+    return values.get("CmaFree"), values.get("CmaTotal")
+
+
 class MemoryReader:
     """Reads ``/proc/meminfo`` once per sample."""
 

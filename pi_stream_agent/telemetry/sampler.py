@@ -55,6 +55,7 @@ class TelemetryService:
         listeners: Callable[[], int],
         on_sample: Callable[[dict[str, Any]], None],
         off_loop: bool = False,
+        complete: Callable[[dict[str, Any]], None] = lambda sample: None,
     ) -> None:
         self._collectors = list(collectors)
         self._interval_s = interval_s
@@ -65,6 +66,8 @@ class TelemetryService:
         # True when a collector forks (vcgencmd fallback): then sampling runs in a worker thread so the
         # event loop keeps serving requests meanwhile.
         self._off_loop = off_loop
+        # Adds what the collectors do not own (the streams' numbers) to each kept sample, in place.
+        self._complete = complete
         self._latest: dict[str, Any] | None = None
         self._latest_at = 0.0
         self._lock = asyncio.Lock()
@@ -77,6 +80,7 @@ class TelemetryService:
     def sample_blocking(self) -> dict[str, Any]:
         now = time.monotonic()
         sample = merge_sample(self._collectors, now, time.time())
+        self._complete(sample)
         self._latest, self._latest_at = sample, now
         return sample
 

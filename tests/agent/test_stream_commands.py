@@ -57,6 +57,10 @@ HEAD = [
     "pipe:1",
     "-stats_period",
     "1",
+    "-vstats_file",
+    "/dev/stderr",
+    "-vstats_version",
+    "2",
 ]
 LOW_DELAY = ["-fflags", "nobuffer", "-flags", "low_delay"]
 RTSP = RtspSettings(publish_url="rtsp://127.0.0.1:8554", publish_transport="tcp")

@@ -15,8 +15,15 @@ import pytest
 from pi_stream_agent.rootfs import Root
 from pi_stream_agent.streams.model import ExitCause, PipelineSpec, PreflightResult, ProcessSpec
 from pi_stream_agent.streams.preflight import camera_cma_need_bytes, preflight
+from pi_stream_agent.telemetry.meminfo import read_cma
 from tests.agent.helpers import FixtureTree, fixture_text
 from tests.agent.rtsp import RtspServer, free_port
+
+
+async def check(spec: PipelineSpec, *, root: Root, **options: Any) -> PreflightResult:
+    """The pre-flight as the agent wires it: CMA read through the telemetry's reader of the same root."""
+    return await preflight(spec, root=root, cma=lambda: read_cma(root), **options)
+
 
 PI4_BOARD: dict[str, Any] = {"camera_buffers_from_cma": True, "soc": "BCM2711"}
 ZERO_BOARD: dict[str, Any] = {"camera_buffers_from_cma": True, "soc": "BCM2835"}
@@ -106,7 +113,7 @@ def test_need_floor_numbers() -> None:
 async def test_near_full_cma_refuses_full_resolution(tree: FixtureTree, listener: int) -> None:
     # picamera2#46: on this 512 MB Pi the HQ camera failed to start at full resolution.
     url = url_for(listener)
-    result = await preflight(
+    result = await check(
         csi_spec(url),
         rtsp_publish_url=url,
         root=with_meminfo(tree, NEAR_FULL),
@@ -127,7 +134,7 @@ async def test_near_full_cma_refuses_full_resolution(tree: FixtureTree, listener
 
 async def test_near_full_cma_still_fits_vga(tree: FixtureTree, listener: int) -> None:
     url = url_for(listener)
-    result = await preflight(
+    result = await check(
         csi_spec(url),
         rtsp_publish_url=url,
         root=with_meminfo(tree, NEAR_FULL),
@@ -141,7 +148,7 @@ async def test_near_full_cma_still_fits_vga(tree: FixtureTree, listener: int) ->
 async def test_full_cma_of_an_idle_pi4_is_plenty(tree: FixtureTree, listener: int) -> None:
     # picamera2#972: Pi 4B, 512 MiB CMA, 441276 kB free.
     url = url_for(listener)
-    result = await preflight(
+    result = await check(
         csi_spec(url),
         rtsp_publish_url=url,
         root=with_meminfo(tree, "meminfo/pi4b_grep_cma_picamera2_972.txt"),
@@ -156,11 +163,9 @@ async def test_1080p_fits_the_1gb_capture(tree: FixtureTree, listener: int) -> N
     # rpicam-apps#384: 1 GB Pi with 62052 kB CMA free; 1080p needs about 42 MiB.
     url = url_for(listener)
     root = with_meminfo(tree, "meminfo/pi_1gb_arm64_rpicam384_cmafree62052.txt")
-    ok = await preflight(
-        csi_spec(url), rtsp_publish_url=url, root=root, board=PI4_BOARD, width=1920, height=1080
-    )
+    ok = await check(csi_spec(url), rtsp_publish_url=url, root=root, board=PI4_BOARD, width=1920, height=1080)
     assert ok == PreflightResult(ok=True, cma_free_bytes=62052 * KIB)
-    five_mp = await preflight(
+    five_mp = await check(
         csi_spec(url), rtsp_publish_url=url, root=root, board=PI4_BOARD, width=2592, height=1944
     )
     assert five_mp.ok is False
@@ -170,7 +175,7 @@ async def test_1080p_fits_the_1gb_capture(tree: FixtureTree, listener: int) -> N
 async def test_legacy_8mib_cma_is_too_small_for_any_camera_stream(tree: FixtureTree, listener: int) -> None:
     # 2017 Zero W with the pre-KMS 8 MiB CMA (108 kB free): even VGA needs more than all of it.
     url = url_for(listener)
-    result = await preflight(
+    result = await check(
         csi_spec(url),
         rtsp_publish_url=url,
         root=with_meminfo(tree, "meminfo/pizerow_4.9_armv6l_cma8M_nearly_full_dphrpi100.txt"),
@@ -191,7 +196,7 @@ async def test_legacy_8mib_cma_is_too_small_for_any_camera_stream(tree: FixtureT
 async def test_pi5_camera_buffers_do_not_come_from_cma(tree: FixtureTree, listener: int) -> None:
     # Same near-full CMA, but on a Pi 5 the camera allocates from the system heap: not checked.
     url = url_for(listener)
-    result = await preflight(
+    result = await check(
         csi_spec(url, encoding="software"),
         rtsp_publish_url=url,
         root=with_meminfo(tree, NEAR_FULL),
@@ -205,7 +210,7 @@ async def test_pi5_camera_buffers_do_not_come_from_cma(tree: FixtureTree, listen
 async def test_unknown_board_is_not_checked(tree: FixtureTree, listener: int) -> None:
     url = url_for(listener)
     board = {"camera_buffers_from_cma": None, "soc": None}
-    result = await preflight(
+    result = await check(
         csi_spec(url),
         rtsp_publish_url=url,
         root=with_meminfo(tree, NEAR_FULL),
@@ -219,7 +224,7 @@ async def test_unknown_board_is_not_checked(tree: FixtureTree, listener: int) ->
 async def test_usb_card_is_not_a_cma_camera(tree: FixtureTree, listener: int) -> None:
     url = url_for(listener)
     tree.write("dev/video0", "")
-    result = await preflight(
+    result = await check(
         v4l2_spec(url),
         rtsp_publish_url=url,
         root=with_meminfo(tree, NEAR_FULL),
@@ -237,7 +242,7 @@ async def test_unreadable_meminfo_lets_the_start_go_ahead(
     if content is not None:
         tree.write("proc/meminfo", content)
     url = url_for(listener)
-    result = await preflight(
+    result = await check(
         csi_spec(url), rtsp_publish_url=url, root=Root(tree.base), board=PI4_BOARD, width=4056, height=3040
     )
     assert result == PreflightResult(ok=True)
@@ -249,7 +254,7 @@ async def test_unreadable_meminfo_lets_the_start_go_ahead(
 async def test_device_present(tree: FixtureTree, listener: int) -> None:
     tree.write("dev/video0", "")
     url = url_for(listener)
-    result = await preflight(
+    result = await check(
         v4l2_spec(url), rtsp_publish_url=url, root=Root(tree.base), board=PI4_BOARD, width=1920, height=1080
     )
     assert result.ok is True
@@ -257,7 +262,7 @@ async def test_device_present(tree: FixtureTree, listener: int) -> None:
 
 async def test_device_absent_is_waited_for_before_anything_else(tree: FixtureTree) -> None:
     closed = url_for(free_port())  # the server is down too, but the missing card is what matters
-    result = await preflight(
+    result = await check(
         v4l2_spec(closed),
         rtsp_publish_url=closed,
         root=Root(tree.base),
@@ -280,12 +285,12 @@ async def test_stable_by_id_link_follows_the_card(tree: FixtureTree, listener: i
     os.symlink("../../video2", link)  # udev writes relative links
     url = url_for(listener)
     spec = v4l2_spec(url, device=by_id)
-    ok = await preflight(
+    ok = await check(
         spec, rtsp_publish_url=url, root=Root(tree.base), board=PI4_BOARD, width=1920, height=1080
     )
     assert ok.ok is True
     tree.remove("dev/video2")  # unplugged: the link dangles
-    gone = await preflight(
+    gone = await check(
         spec, rtsp_publish_url=url, root=Root(tree.base), board=PI4_BOARD, width=1920, height=1080
     )
     assert gone.cause is ExitCause.DEVICE_GONE
@@ -294,7 +299,7 @@ async def test_stable_by_id_link_follows_the_card(tree: FixtureTree, listener: i
 
 async def test_device_check_can_be_skipped(tree: FixtureTree, listener: int) -> None:
     url = url_for(listener)
-    result = await preflight(
+    result = await check(
         v4l2_spec(url),
         rtsp_publish_url=url,
         root=Root(tree.base),
@@ -316,7 +321,7 @@ async def test_rtsp_server_refusing(tree: FixtureTree) -> None:
     port = free_port()
     url = url_for(port)
     started = time.monotonic()
-    result = await preflight(
+    result = await check(
         csi_spec(url),
         rtsp_publish_url=url,
         root=with_meminfo(tree, NEAR_FULL),
@@ -351,7 +356,7 @@ async def test_rtsp_timeout_is_respected(tree: FixtureTree) -> None:
         await asyncio.sleep(0.1)
         url = url_for(port)
         started = time.monotonic()
-        result = await preflight(
+        result = await check(
             csi_spec(url),
             rtsp_publish_url=url,
             root=Root(tree.base),
@@ -376,7 +381,7 @@ async def test_rtsp_timeout_is_respected(tree: FixtureTree) -> None:
 async def test_udp_only_rtsp_server_answers_on_tcp(tree: FixtureTree, rtsp_server: RtspServer) -> None:
     # rtsp-server-perl takes media over UDP only, but its control connection is TCP like every RTSP server.
     url = rtsp_server.publish_base
-    result = await preflight(
+    result = await check(
         csi_spec(url), rtsp_publish_url=url, root=Root(tree.base), board=PI5_BOARD, width=320, height=240
     )
     assert result == PreflightResult(ok=True)
@@ -387,7 +392,7 @@ async def test_default_rtsp_port_is_554(tree: FixtureTree) -> None:
         if probe.connect_ex(("127.0.0.1", 554)) == 0:
             pytest.skip("something listens on port 554 here")
     url = "rtsp://127.0.0.1/garden"
-    result = await preflight(
+    result = await check(
         csi_spec(url), rtsp_publish_url=url, root=Root(tree.base), board=PI5_BOARD, width=640, height=480
     )
     assert result.cause is ExitCause.RTSP_UNREACHABLE
@@ -403,7 +408,7 @@ async def test_default_rtsp_port_is_554(tree: FixtureTree) -> None:
     ],
 )
 async def test_unusable_publish_url(tree: FixtureTree, url: str, reason: str) -> None:
-    result = await preflight(
+    result = await check(
         csi_spec(url), rtsp_publish_url=url, root=Root(tree.base), board=PI5_BOARD, width=640, height=480
     )
     assert result == PreflightResult(

@@ -298,3 +298,42 @@ def test_parse_out_time_us() -> None:
     assert parse_out_time_us("2733344") == 2.733344
     assert parse_out_time_us("N/A") is None
     assert parse_out_time_us("-1") is None
+
+
+# -- the bitrate the agent measures (ffmpeg writes total_size=N/A and bitrate=N/A for RTSP outputs) --------
+
+VSTATS = [
+    "out=  0 st=  0 frame=     0 q= 15.0 f_size=   9446 s_size=        0kB time= 0.010 br=  1133.5kbits/s"
+    " avg_br=     0.0kbits/s type= I",
+    "out=  0 st=  0 frame=    15 q= 23.0 f_size=   2048 s_size=       40kB time= 1.510 br=   671.3kbits/s"
+    " avg_br=   881.2kbits/s type= P",
+    "out=  0 st=  0 frame=    30 q= 23.0 f_size=   1024 s_size=       80kB time= 3.010 br=   671.3kbits/s"
+    " avg_br=   881.2kbits/s type= P",
+]
+
+
+def test_vstats_lines_give_each_frame_size_and_time() -> None:
+    from pi_stream_agent.streams.progress import FrameStats, parse_vstats_line
+
+    assert parse_vstats_line(VSTATS[0]) == FrameStats(0, 0, 9446, 0.010)
+    assert parse_vstats_line(VSTATS[1]) == FrameStats(0, 0, 40 * 1024 + 2048, 1.510)
+    assert parse_vstats_line("frame=12") is None
+    assert parse_vstats_line("out= 0 st= x f_size= 1 s_size= 1kB time= 1") is None
+    assert parse_vstats_line("out=  0 st=  0 frame= 1 f_size= 9 s_size= 1kB") is None  # no time
+
+
+def test_bitrate_is_measured_over_media_time_not_reading_time() -> None:
+    from pi_stream_agent.streams.progress import parse_vstats_line, record_size
+
+    progress = Progress()
+    frames = [parse_vstats_line(line) for line in VSTATS]
+    for frame in frames:  # all read at once (a late agent): the rate is the same
+        assert frame is not None
+        record_size(progress, frame.time_s, frame.total_bytes)
+    # Measured over the last full window of media time (MIN_RATE_WINDOW_S): frames 15 → 30.
+    expected = ((80 * 1024 + 1024) - (40 * 1024 + 2048)) * 8 / (3.010 - 1.510)
+    assert progress.measured_bitrate_bps == pytest.approx(expected)
+    # A new encoder (counters start over) restarts the measurement instead of giving a negative rate.
+    record_size(progress, 0.0, 100)
+    assert progress.measured_bitrate_bps == pytest.approx(expected)
+    assert progress.size_mark == (0.0, 100)

@@ -231,6 +231,13 @@ async def test_csi_camera_through_rpicam_vid_on_a_pi4_board(
     argv = log.read_text().splitlines()[0]
     for option in ("--codec", "h264", "--inline", "--flush", "--camera", "0", "--nopreview"):
         assert option in argv
+    # ffmpeg only copies here (no frame sizes of its own): the bitrate is measured from what it reads.
+    for _ in range(100):
+        status = agent.streams.status("csi", reader_host="127.0.0.1") if agent.streams else {}
+        if status.get("bitrate_bps") is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert 30_000 < status["bitrate_bps"] < 3_000_000, status["bitrate_bps"]
 
 
 # -- RTSP server down, device gone ---------------------------------------------------------------------------
@@ -489,7 +496,12 @@ async def test_agent_supervises_the_rtsp_server_when_configured(
         if pids and pids["rtsp-test-server"] != first:
             break
         await asyncio.sleep(0.1)
-    assert agent.rtsp_server.status()["restart_count"] == 1
+    status = agent.rtsp_server.status()
+    assert status["restart_count"] == 1
+    # The streams' vocabulary: a state word and a last exit with a cause, as for a publisher.
+    assert status["last_exit"]["cause"] == "killed" and status["last_exit"]["signal"] == "SIGKILL"
+    assert status["state"] in {"running", "backoff"}
+    assert agent.info()["rtsp_server"]["last_exit"]["cause"] == "killed"
     await wait_state(agent, "cam1", {"running"}, timeout_s=30)
     await readable(f"{server.read_base}/cam1", timeout_s=30)
 
@@ -521,3 +533,29 @@ async def test_a_stable_link_that_udev_creates_late_still_starts_the_stream(
     assert status["restart_count"] == 0  # an unplug is not a failure
     os.symlink(target, link)
     await wait_state(agent, "hdmi", {"running"}, timeout_s=10)
+
+
+async def test_a_clean_start_with_a_supervised_rtsp_server_leaves_no_exit(
+    tmp_path: Path, start_agent: AgentFactory
+) -> None:
+    # Publishers wait for the server the agent itself runs to listen, so a clean start shows no scary
+    # "rtsp_unreachable … is MediaMTX running?" last exit (issue 13 §2).
+    from tests.agent.rtsp import free_port, free_udp_range, server_command
+
+    server = RtspServer(free_port(), free_port(), tmp_path / "unused.log")
+    command = tuple(server_command(server.read_port, server.publish_port, free_udp_range()))
+    config = make_config(
+        tmp_path, server, [test_stream("cam1"), test_stream("cam2")], rtsp_server_command=command
+    )
+    agent = Agent(config)
+    exits: list[Any] = []
+    agent.bus.subscribe(lambda event: exits.append(event) if event.type == "stream_exit" else None)
+    try:
+        await agent.start()
+        for stream_id in ("cam1", "cam2"):
+            status = await wait_state(agent, stream_id, {"running"}, timeout_s=30)
+            assert status["last_exit"] is None, status["last_exit"]
+            assert status["restarts_by_cause"] == {}
+        assert exits == []
+    finally:
+        await agent.stop()

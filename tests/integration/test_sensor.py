@@ -198,8 +198,11 @@ async def test_values_follow_the_agents_telemetry(
 async def test_missing_values_are_unknown_not_unavailable(
     hass: HomeAssistant, agent: StableAgentProcess, mock_config_entry: MockConfigEntry
 ) -> None:
-    """A value the agent could not read is unknown; a value the agent stops reporting also turns unknown
-    (after the grace period for values that need two samples), while the entity stays available."""
+    """A value the agent stops reporting turns unknown (after the grace period for values that need two
+    samples), while the entity stays available. (The bitrate used to be the example of a value the agent
+    never had; the agent now measures it, see tests/agent/test_stream_stats.py.)"""
+    assert hass.states.get("sensor.garage_bitrate").attributes["unit_of_measurement"] == "kbit/s"
+
     coordinator = coordinator_of(mock_config_entry)
     data = coordinator.data
     telemetry = {**data.telemetry, "soc_temperature_c": None, "cma": {}, "wifi": None}
