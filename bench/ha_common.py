@@ -6,7 +6,8 @@ watch both.
   configuration is what the benchmarks need and what every installation has: ``http``, ``api``, ``config``
   (config-entry flows), ``websocket_api``, ``onboarding`` (to create the user) and ``recorder`` (SQLite,
   default commit interval: every state write lands in the database as on a real installation). Home
-  Assistant also loads its always-on integrations (automation, person, …). No frontend and no ``stream``.
+  Assistant also loads its always-on integrations (automation, person, …). No frontend; ``stream`` (HLS)
+  only where a benchmark asks for it (``components``).
   A user is created through ``POST /api/onboarding/users``; a long-lived token is made over the WebSocket.
   Each Pi is added through the real config flow (``POST /api/config/config_entries/flow``).
 * **Agents**: ``/usr/bin/python3 -m pi_stream_agent run`` (Debian's interpreter, as on a Pi) in simulation
@@ -213,8 +214,12 @@ class StateChange:
 class HomeAssistantProcess:
     """A real Home Assistant in a temporary configuration directory, with a user and a long-lived token."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self, workdir: Path, components: tuple[str, ...] = (), integration: Path | None = None
+    ) -> None:
         self.workdir = workdir
+        self.components = components  # more integrations to load (e.g. "stream" for HLS)
+        self.integration = integration or REPO_ROOT / "custom_components" / DOMAIN
         self.config_dir = workdir / "ha-config"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -237,12 +242,14 @@ class HomeAssistantProcess:
         (self.config_dir / "custom_components").mkdir(parents=True, exist_ok=True)
         link = self.config_dir / "custom_components" / DOMAIN
         if not link.exists():
-            link.symlink_to(REPO_ROOT / "custom_components" / DOMAIN)
+            link.symlink_to(self.integration)
         (self.config_dir / "configuration.yaml").write_text(
             "homeassistant:\n  name: bench\n  latitude: 52.3731339\n  longitude: 4.8903147\n  elevation: 0\n"
             "  unit_system: metric\n  time_zone: UTC\n"
             f"http:\n  server_host: 127.0.0.1\n  server_port: {self.port}\n"
             "api:\nconfig:\nwebsocket_api:\nonboarding:\nrecorder:\n"
+            + "".join(f"{component}:\n" for component in self.components)
+            +
             "logger:\n  default: warning\n",
             encoding="utf-8",
         )
@@ -390,8 +397,13 @@ def workdir(prefix: str, keep: bool = False) -> Iterator[Path]:
 
 
 @contextlib.asynccontextmanager
-async def home_assistant(session: aiohttp.ClientSession, path: Path) -> AsyncIterator[HomeAssistantProcess]:
-    ha = HomeAssistantProcess(path)
+async def home_assistant(
+    session: aiohttp.ClientSession,
+    path: Path,
+    components: tuple[str, ...] = (),
+    integration: Path | None = None,
+) -> AsyncIterator[HomeAssistantProcess]:
+    ha = HomeAssistantProcess(path, components, integration)
     try:
         await ha.start(session)
         yield ha

@@ -1,21 +1,28 @@
-"""A camera per stream: RTSP for live view (HA's go2rtc makes WebRTC of it), stills from the agent."""
+"""A camera per stream: RTSP for live view (HA's go2rtc makes WebRTC of it), stills from the agent.
+
+When a stream runs again after a restart or a failure, the camera tells Home Assistant's own HLS worker
+(``self.stream``, if someone watches) that its source is new, so it reopens it the moment its read of the
+old publisher ends, in the same HLS session. Left alone, that read fails (or times out, 5 s over UDP) and
+the worker then waits 10 s (20 s, 30 s … on each further failure) before it looks again: the live view
+froze for 10-30 s after a 1 s restart. docs/benchmarks.md ("Restart → picture in Home Assistant").
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from homeassistant.components.camera import Camera, CameraEntityDescription, CameraEntityFeature
 from homeassistant.components.stream import CONF_RTSP_TRANSPORT
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
 from .entity import PiStreamStreamEntity, async_add_stream_entities
 from .services import agent_errors
+from .urls import with_read_credentials
 
 if TYPE_CHECKING:
     from homeassistant.components.stream import Stream
@@ -36,18 +43,6 @@ SUB_CAMERA = PiStreamCameraEntityDescription(
     url_key="sub",
     entity_registry_enabled_default=False,
 )
-
-
-def with_read_credentials(url: str, credentials: Mapping[str, str] | None) -> str:
-    """``url`` with the RTSP read credentials as its (percent-encoded) userinfo; unchanged without them."""
-    if not credentials or not credentials.get("username"):
-        return url
-    parts = urlsplit(url)
-    hostport = parts.netloc.rpartition("@")[2]
-    userinfo = quote(credentials["username"], safe="")
-    if (password := credentials.get("password")) is not None:
-        userinfo += ":" + quote(password, safe="")
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{hostport}"))
 
 
 async def async_setup_entry(
@@ -83,6 +78,33 @@ class PiStreamCamera(PiStreamStreamEntity, Camera):
         super().__init__(coordinator, stream_id, description.key)
         Camera.__init__(self)
         self.entity_description = description
+
+    _was_running = False
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self._was_running = self._running
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        running = self._running
+        if running and not self._was_running and self.stream is not None:
+            self._reconnect_stream(self.stream)
+        self._was_running = running
+        super()._handle_coordinator_update()
+
+    @callback
+    def _reconnect_stream(self, stream: Stream) -> None:
+        """The publisher is back: make HA's HLS worker read the new one now, not after its retry wait."""
+        if not stream.outputs() or not stream.available:
+            # Nobody watches (the next viewer starts a fresh worker), or the worker already lost the old
+            # publisher and sleeps before its next try: waking it would end it and its viewers' HLS
+            # sessions (HA's worker loop), and a new session takes longer to show a picture than the wait.
+            return
+        # The worker is inside a read of the old publisher's session (over UDP it notices the publisher has
+        # gone only when that read times out). Told the source is new, it opens it again the moment the
+        # read ends, in the same HLS session, instead of failing and waiting 10 s before its next try.
+        stream.update_source(stream.source)
 
     @property
     def _status(self) -> dict[str, Any]:

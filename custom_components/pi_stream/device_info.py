@@ -17,8 +17,8 @@ from typing import Any
 
 from homeassistant.helpers.device_registry import DeviceInfo
 
+from .agent_state import AgentState
 from .const import DOMAIN, MANUFACTURER
-from .coordinator import AgentState
 
 # The board model ends with its PCB revision ("Raspberry Pi 4 Model B Rev 1.4"); that goes to hw_version.
 _REVISION_SUFFIX = re.compile(r"\s+Rev\s+\S+$")

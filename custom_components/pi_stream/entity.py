@@ -11,9 +11,8 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import DOMAIN
 from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
-from .device_info import pi_device_info, stream_device_info
+from .device_info import pi_device_info, stream_device_identifier, stream_device_info
 
 
 class PiStreamEntity(CoordinatorEntity[PiStreamCoordinator]):
@@ -64,7 +63,7 @@ def async_add_stream_entities(
             known.difference_update(
                 stream_id
                 for stream_id in gone
-                if devices.async_get_device(identifiers={(DOMAIN, f"{agent_id}_{stream_id}")}) is None
+                if not devices.async_get_device(identifiers={stream_device_identifier(agent_id, stream_id)})
             )
         new = [stream_id for stream_id in coordinator.data.streams if stream_id not in known]
         if not new:

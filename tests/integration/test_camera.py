@@ -24,6 +24,7 @@ from homeassistant.const import STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
@@ -250,3 +251,62 @@ async def test_stream_source_carries_read_credentials(
 )
 def test_with_read_credentials(url: str, credentials: dict[str, str] | None, expected: str) -> None:
     assert with_read_credentials(url, credentials) == expected
+
+
+async def test_hls_worker_is_told_to_reconnect_when_the_stream_runs_again(
+    hass: HomeAssistant, agent: StableAgentProcess, init_integration: MockConfigEntry
+) -> None:
+    """Issue 13 §2: after a restart the agent runs the stream again in about a second, but HA's HLS worker
+    (real: stream integration, PyAV, the agent's RTSP server) learnt the old publisher had gone only when
+    its read timed out, then waited 10 s more. When the camera sees its stream running again, it tells the
+    worker its source is new, so the worker reopens it as soon as that read ends, in the same session."""
+    assert await async_setup_component(hass, "stream", {})
+    camera = hass.data[CAMERA_COMPONENT].get_entity("camera.garage")
+    assert camera is not None
+    stream = await camera.async_create_stream()
+    assert stream is not None
+    stream.add_provider("hls")
+    await stream.start()
+    try:
+        reconnects: list[tuple[bool, str]] = []
+        original = stream.update_source
+
+        def update_source(new_source: str) -> None:
+            reconnects.append((stream.available, new_source))
+            original(new_source)
+
+        decided: list[bool] = []  # the worker's availability when the camera saw the stream run again
+        reconnect = camera._reconnect_stream
+
+        def spy(target: Any) -> None:
+            decided.append(target.available)
+            reconnect(target)
+
+        with (
+            patch.object(stream, "update_source", update_source),
+            patch.object(camera, "_reconnect_stream", spy),
+        ):
+            await hass.async_add_executor_job(agent.request, "POST", "/streams/garage/restart")
+            await wait_for(hass, lambda: hass.states.get("camera.garage").state == STATE_UNAVAILABLE, "gone")
+            await wait_for(hass, lambda: hass.states.get("camera.garage").state == "streaming", "back")
+        assert len(decided) == 1
+        # The worker was still inside its read of the old session (the UDP read times out after 5 s; the
+        # restart takes about one): told at once. A worker already in its retry wait is left alone (waking
+        # it would end the viewers' session).
+        expected = [(True, f"{agent.rtsp_read_base}/garage")] if decided[0] else []
+        assert reconnects == expected
+    finally:
+        await stream.stop()
+
+
+async def test_no_reconnect_without_a_viewer(
+    hass: HomeAssistant, agent: StableAgentProcess, init_integration: MockConfigEntry
+) -> None:
+    """Nobody watches: HA has no worker to tell, and the camera starts none."""
+    camera = hass.data[CAMERA_COMPONENT].get_entity("camera.garage")
+    assert camera is not None
+    assert camera.stream is None
+    await hass.async_add_executor_job(agent.request, "POST", "/streams/garage/restart")
+    await wait_for(hass, lambda: hass.states.get("camera.garage").state == STATE_UNAVAILABLE, "gone")
+    await wait_for(hass, lambda: hass.states.get("camera.garage").state == "streaming", "back")
+    assert camera.stream is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -134,23 +135,57 @@ async def test_diagnostics_while_the_agent_is_down(
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
     assert isinstance(diagnostics, dict)
     assert set(diagnostics["streams"]) == {"front_door", "garage"}
+    assert diagnostics["state_source"]["fresh"] is False
     for stream in diagnostics["streams"].values():
         assert isinstance(stream["log_tail"], str)
         assert stream["log_tail"].startswith("unavailable: ")
     assert agent.token not in json.dumps(diagnostics)
 
 
-def test_scrub_removes_credentials_inside_strings_at_any_depth() -> None:
+def test_scrub_removes_logins_from_urls_and_literal_secrets_at_any_depth() -> None:
+    """Values that are URLs lose their login (urls.py, the one URL helper); known secrets go wherever they
+    appear. Free text is not parsed for URLs: the agent removes credentials from its log lines itself."""
     secret = "tok-123456"
     value = {
-        "line": "ffmpeg: Opening 'rtsp://admin:hunter2@10.0.0.5:8554/cam' for reading",
-        "nested": [{"evidence": "rtsps://user@cam.local/path"}, ("http://a:b@host/", 3, None)],
+        "urls": {"main": "rtsp://admin:hunter2@10.0.0.5:8554/cam"},
+        "nested": [{"url": "rtsps://user@cam.local/path"}, ("http://a:b@host/", 3, None)],
         "token_echo": f"Bearer {secret}",
         "plain": "rtsp://127.0.0.1:8554/garage",
+        "text": "ffmpeg: Opening 'rtsp://***@10.0.0.5:8554/cam' for reading",
     }
     assert scrub(value, frozenset({secret})) == {
-        "line": f"ffmpeg: Opening 'rtsp://{REDACTED}@10.0.0.5:8554/cam' for reading",
-        "nested": [{"evidence": f"rtsps://{REDACTED}@cam.local/path"}, [f"http://{REDACTED}@host/", 3, None]],
+        "urls": {"main": f"rtsp://{REDACTED}@10.0.0.5:8554/cam"},
+        "nested": [{"url": f"rtsps://{REDACTED}@cam.local/path"}, [f"http://{REDACTED}@host/", 3, None]],
         "token_echo": f"Bearer {REDACTED}",
         "plain": "rtsp://127.0.0.1:8554/garage",
+        "text": "ffmpeg: Opening 'rtsp://***@10.0.0.5:8554/cam' for reading",
     }
+
+
+async def test_diagnostics_read_the_agent_afresh(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    agent: AgentProcess,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Issue 13: diagnostics showed what HA held (uptime 4 s while the agent said 330 s). They now read the
+    agent when downloaded, and say so; HA's own copy is left as it was."""
+    coordinator = init_integration.runtime_data
+    held = coordinator.data
+    stale = {**held.streams["garage"], "uptime_s": 0.5, "frames": 1, "state": "starting"}
+    coordinator.async_set_updated_data(replace(held, streams={**held.streams, "garage": stale}))
+    await hass.async_block_till_done()
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    assert isinstance(diagnostics, dict)
+    assert diagnostics["state_source"] == {"fresh": True}
+    garage = diagnostics["streams"]["garage"]
+    assert garage["state"] == "running"
+    assert garage["frames"] != 1
+
+    await hass.async_add_executor_job(agent.stop)
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    assert isinstance(diagnostics, dict)
+    assert diagnostics["state_source"]["fresh"] is False
+    assert diagnostics["state_source"]["reason"].startswith("the agent could not be reached: ")
+    assert diagnostics["streams"]["garage"]["state"] == "starting"  # the last state HA holds

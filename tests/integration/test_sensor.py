@@ -310,28 +310,81 @@ def test_missing_telemetry_reads_as_none(
     assert description.attributes_fn(state, "eth0") is None
 
 
-def test_publisher_cpu_sums_a_streams_processes() -> None:
-    telemetry = {
-        "processes": {
-            "agent": {"cpu_percent": 50.0},
-            "garage/rpicam-vid": {"cpu_percent": 3.5},
-            "garage/ffmpeg": {"cpu_percent": 1.0},
-            "garage_2/ffmpeg": {"cpu_percent": 9.0},
-            "front_door/ffmpeg": {"cpu_percent": None},
-        }
-    }
-    state = _state(telemetry)
+def test_publisher_cpu_sums_a_streams_publishers() -> None:
+    """From each stream's own stats (pushed with telemetry and events), not from another stream's."""
+    publishers = {"rpicam-vid": {"cpu_percent": 3.5}, "ffmpeg": {"cpu_percent": 1.0}}
+    state = _state(
+        {"processes": {"garage/ffmpeg": {"cpu_percent": 50.0}}},
+        garage={"publishers": publishers},
+        garage_2={"publishers": {"ffmpeg": {"cpu_percent": 9.0}}},
+        front_door={"publishers": {"ffmpeg": {"cpu_percent": None}}},
+        porch={"publishers": None},  # not running
+    )
     assert publisher_cpu_percent(state, "garage") == 4.5
     assert publisher_cpu_percent(state, "front_door") is None  # needs two samples
     assert publisher_cpu_percent(state, "porch") is None
-    assert publisher_cpu_percent(_state({}), "garage") is None
+    assert publisher_cpu_percent(state, "attic") is None
 
 
-def _state(telemetry: dict[str, Any]) -> AgentState:
+def _state(telemetry: dict[str, Any], **streams: dict[str, Any]) -> AgentState:
     return AgentState(
         info=None,  # type: ignore[arg-type]
         telemetry=telemetry,
-        streams={},
+        streams=streams,
         devices={},
         vocabulary=agent_vocabulary(),
     )
+
+
+async def test_stream_numbers_arrive_by_push(
+    hass: HomeAssistant, agent: StableAgentProcess, init_integration: MockConfigEntry
+) -> None:
+    """Issue 13: after a stop and a start the frame rate came back only with a REST read that never ran
+    while the WebSocket was up. Now the stream's numbers come with the pushed events and telemetry: unknown
+    at once while the stream is stopped (not the last run's values), a real number again once the new
+    run is measured, and no REST read of the streams is needed for either."""
+    coordinator = coordinator_of(init_integration)
+    rest_reads: list[str] = []
+    original = coordinator.client.streams
+
+    async def counted_streams() -> dict[str, Any]:
+        rest_reads.append("streams")
+        return await original()
+
+    fps, cpu, bitrate = "sensor.garage_frame_rate", "sensor.garage_publisher_cpu", "sensor.garage_bitrate"
+    with patch.object(coordinator.client, "streams", counted_streams):
+        await wait_for(hass, lambda: hass.states.get(fps).state != STATE_UNKNOWN, "a frame rate")
+        await wait_for(hass, lambda: hass.states.get(cpu).state != STATE_UNKNOWN, "publisher CPU")
+        await hass.async_add_executor_job(agent.request, "POST", "/streams/garage/stop")
+        await wait_for(hass, lambda: hass.states.get("sensor.garage_state").state == "stopped", "stopped")
+        assert hass.states.get(fps).state == STATE_UNKNOWN
+        assert hass.states.get(cpu).state == STATE_UNKNOWN  # not held for the grace period
+        assert hass.states.get(bitrate).state == STATE_UNKNOWN
+
+        await hass.async_add_executor_job(agent.request, "POST", "/streams/garage/start")
+        await wait_for(hass, lambda: hass.states.get("sensor.garage_state").state == "running", "running")
+        await wait_for(hass, lambda: hass.states.get(fps).state != STATE_UNKNOWN, "a new frame rate")
+        assert 0 < number(hass, fps) <= 12
+        # The agent measures the bitrate itself (ffmpeg says N/A when publishing over RTSP).
+        await wait_for(hass, lambda: hass.states.get(bitrate).state != STATE_UNKNOWN, "a bitrate")
+        assert number(hass, bitrate) > 0
+    assert rest_reads == []
+
+
+async def test_requested_restarts_are_counted(
+    hass: HomeAssistant, agent: StableAgentProcess, init_integration: MockConfigEntry
+) -> None:
+    """A restart someone asked for is not a failure: the Restarts sensor stays, its attributes count it."""
+    restarts = "sensor.garage_restarts"
+    before = hass.states.get(restarts)
+    await hass.async_add_executor_job(agent.request, "POST", "/streams/garage/restart")
+    await wait_for(
+        hass,
+        lambda: (hass.states.get(restarts).attributes.get("requested_restarts") or 0) >= 1,
+        "the requested restart counted",
+    )
+    after = hass.states.get(restarts)
+    garage = await hass.async_add_executor_job(agent.request, "GET", "/streams/garage")
+    assert after.state == before.state == str(garage["restart_count"])
+    assert after.attributes["requested_restarts"] == garage["requested_restart_count"]
+    assert after.attributes["restarts_by_cause"] == garage["restarts_by_cause"]
