@@ -86,6 +86,84 @@ class AgentInfo:
             raise PiStreamError(f"unexpected /info answer: {err}") from err
 
 
+@dataclass(frozen=True)
+class VocabularyWord:
+    """One word the agent uses (``id``, as in its API and configuration) with its human ``name``;
+    ``properties`` holds the rest of its entry (a state's ``problem``, an input format's ``compressed`` and
+    ``fourccs``)."""
+
+    id: str
+    name: str
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ValueRange:
+    """A numeric limit of the agent's (``min``/``max``, and ``step`` where values come in steps)."""
+
+    min: float
+    max: float
+    step: float | None = None
+
+
+@dataclass(frozen=True)
+class AgentVocabulary:
+    """``GET /api/v1/vocabulary``: every word and limit the agent's streams are written in, each with its
+    human name. The agent owns them; the integration reads them instead of keeping copies."""
+
+    version: int
+    stream_states: tuple[VocabularyWord, ...]
+    exit_causes: tuple[VocabularyWord, ...]
+    source_types: tuple[VocabularyWord, ...]
+    test_patterns: tuple[VocabularyWord, ...]
+    input_formats: tuple[VocabularyWord, ...]
+    encoders: tuple[VocabularyWord, ...]
+    limits: dict[str, ValueRange]
+    stream_id_pattern: str
+    rtsp_path_pattern: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AgentVocabulary:
+        def words(key: str) -> tuple[VocabularyWord, ...]:
+            return tuple(
+                VocabularyWord(
+                    str(entry["id"]),
+                    str(entry.get("name") or entry["id"]),
+                    {k: v for k, v in entry.items() if k not in ("id", "name")},
+                )
+                for entry in data.get(key) or []
+            )
+
+        try:
+            return cls(
+                version=int(data["vocabulary_version"]),
+                stream_states=words("stream_states"),
+                exit_causes=words("exit_causes"),
+                source_types=words("source_types"),
+                test_patterns=words("test_patterns"),
+                input_formats=words("input_formats"),
+                encoders=words("encoders"),
+                # Scalar limits (hardware_encoder_max_width) stay in ``raw``; ranges are what forms use.
+                limits={
+                    name: ValueRange(
+                        float(limit["min"]), float(limit["max"]), _optional_float(limit.get("step"))
+                    )
+                    for name, limit in (data.get("limits") or {}).items()
+                    if isinstance(limit, Mapping)
+                },
+                stream_id_pattern=str(data["stream_id_pattern"]),
+                rtsp_path_pattern=str(data.get("rtsp_path_pattern") or ""),
+                raw=dict(data),
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            raise PiStreamError(f"unexpected /vocabulary answer: {err!r}") from err
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 MessageHandler = Callable[[dict[str, Any]], None]
 
 
@@ -168,6 +246,10 @@ class PiStreamClient:
         if info.api_version != SUPPORTED_API_VERSION:
             raise PiStreamApiVersionError(info.api_version)
         return info
+
+    async def vocabulary(self) -> AgentVocabulary:
+        """The agent's words and limits (static while it runs)."""
+        return AgentVocabulary.from_json(await self._request("GET", "/vocabulary"))
 
     async def telemetry(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._request("GET", "/telemetry")
