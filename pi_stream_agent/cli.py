@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from pi_stream_agent import API_VERSION, __version__
-from pi_stream_agent.config import DEFAULT_CONFIG_PATH, AgentConfig, ConfigError, load
+from pi_stream_agent.config import AgentConfig, ConfigError, load
 from pi_stream_agent.credentials import TokenError, load_or_create_token, token_path, write_new_token
+from pi_stream_agent.paths import DEFAULT_CONFIG_PATH
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -1,4 +1,7 @@
-"""The agent's YAML configuration: schema, loading, and messages that name the key path at fault."""
+"""The agent's YAML configuration file: its schema, loading, and messages that name the key path at fault.
+
+Sections with rules of their own live beside it: ``rtsp_config.py`` (the ``rtsp:`` section) and the stream
+schema (``streams/schema.py``, adapted here for ``streams:``); YAML reading is ``yamlfile.py``'s."""
 
 from __future__ import annotations
 
@@ -8,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import voluptuous as vol
-import yaml
 
-from pi_stream_agent.streams.config import RTSP_SCHEMA, STREAMS_SCHEMA, StreamInvalid, parse_rtsp_settings
+from pi_stream_agent.paths import DEFAULT_STATE_DIR
+from pi_stream_agent.rtsp_config import rtsp_settings
 from pi_stream_agent.streams.model import RtspSettings
+from pi_stream_agent.streams.problems import Problem, StreamConfigError
+from pi_stream_agent.streams.schema import parse_streams
+from pi_stream_agent.streams.serialize import to_json
+from pi_stream_agent.yamlfile import YamlFileError, boolean, describe_path, parse_yaml
 
-DEFAULT_CONFIG_PATH = Path("/etc/pi-stream-agent/config.yaml")
-DEFAULT_STATE_DIR = Path("/var/lib/pi-stream-agent")
 # Clear of MediaMTX (8554/8888/8889/8890/9997/9998), go2rtc (1984/8555), motionEye (8765) and HA (8123).
 DEFAULT_PORT = 8190
 
@@ -49,12 +54,6 @@ def _seconds(minimum: float, maximum: float) -> Callable[[Any], float]:
     return validate
 
 
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise vol.Invalid(f"expected true or false, got {value!r}")
-    return value
-
-
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise vol.Invalid(f"expected non-empty text, got {value!r}")
@@ -80,6 +79,28 @@ def _command(value: Any) -> tuple[str, ...] | None:
     if not all(isinstance(part, str) and part for part in value):
         raise vol.Invalid("every argument must be a non-empty string")
     return tuple(value)
+
+
+class StreamInvalid(vol.Invalid):
+    """A stream problem as voluptuous reports it inside the config schema: ``path`` is ``[index, *field
+    keys]``; ``problem`` carries the full text that also names the stream's id."""
+
+    def __init__(self, problem: Problem) -> None:
+        path: list[Any] = [] if problem.index is None else [problem.index]
+        if problem.field:
+            path.extend(problem.field.split("."))
+        super().__init__(problem.detail, path=path)
+        self.problem = problem
+
+
+def _streams(value: Any) -> list[dict[str, Any]]:
+    """``streams:`` → the same list normalised to the JSON form (defaults filled, bitrates in bit/s), which
+    ``StreamStore`` takes as its seed. ``null`` means no streams."""
+    try:
+        streams = parse_streams(value)
+    except StreamConfigError as exc:
+        raise vol.MultipleInvalid([StreamInvalid(problem) for problem in exc.problems]) from None
+    return [to_json(stream) for stream in streams]
 
 
 RTSP_SERVER_SCHEMA = vol.Schema(
@@ -110,7 +131,7 @@ TELEMETRY_SCHEMA = vol.Schema(
 
 ZEROCONF_SCHEMA = vol.Schema(
     {
-        vol.Optional("enabled", default=True): _boolean,
+        vol.Optional("enabled", default=True): boolean,
         # The instance name shown in Home Assistant's discovery; the hostname when not set.
         vol.Optional("name", default=None): _instance_name,
     }
@@ -123,14 +144,14 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("telemetry", default={}): TELEMETRY_SCHEMA,
         vol.Optional("zeroconf", default={}): ZEROCONF_SCHEMA,
         # Serve a simulated Raspberry Pi 4 instead of reading this machine.
-        vol.Optional("simulate", default=False): _boolean,
+        vol.Optional("simulate", default=False): boolean,
         # Read kernel interfaces below this directory instead of / (testing and diagnosis).
         vol.Optional("root", default="/"): _text,
         # Where publishers push and Home Assistant reads (MediaMTX on this Pi by default).
-        vol.Optional("rtsp", default={}): RTSP_SCHEMA,
+        vol.Optional("rtsp", default={}): rtsp_settings,
         vol.Optional("rtsp_server", default={}): RTSP_SERVER_SCHEMA,
         # The streams to publish: the seed for <state_dir>/streams.yaml (see docs/configuration.md).
-        vol.Optional("streams"): STREAMS_SCHEMA,
+        vol.Optional("streams"): _streams,
     }
 )
 
@@ -159,18 +180,8 @@ class AgentConfig:
     source: Path | None = None  # the file it came from, for messages
 
 
-def _describe_path(path: list[Any]) -> str:
-    parts: list[str] = []
-    for element in path:
-        if isinstance(element, int):
-            parts.append(f"[{element}]")
-        else:
-            parts.append(("." if parts else "") + str(element))
-    return "".join(parts) or "(top level)"
-
-
 def _format_invalid(error: vol.Invalid) -> str:
-    key = _describe_path(list(error.path))
+    key = describe_path(error.path) or "(top level)"
     if isinstance(error, StreamInvalid):
         return str(error.problem)  # names the stream by id as well as by position
     message = error.msg
@@ -178,7 +189,7 @@ def _format_invalid(error: vol.Invalid) -> str:
         message = "unknown key (check the spelling; see docs/configuration.md for the keys)"
     elif isinstance(error, vol.DictInvalid):
         # voluptuous says "expected a dictionary"; the person wrote YAML, not Python.
-        message = "expected a mapping of keys to values (indented `key: value` lines)"
+        message = "expected a mapping of keys to values (indented key: value lines)"
     return f"{key}: {message}"
 
 
@@ -226,45 +237,9 @@ def validate(data: Any, source: Path | None = None) -> AgentConfig:
         simulate=checked["simulate"],
         root=Path(checked["root"]),
         streams=tuple(checked["streams"]) if "streams" in checked else None,
-        rtsp=parse_rtsp_settings(checked["rtsp"]),
+        rtsp=checked["rtsp"],
         rtsp_server_command=checked["rtsp_server"]["command"],
         source=source,
-    )
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key given twice is an error: by default the last one silently
-    wins, so a second ``listen:`` block would throw the first away unseen."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *defaults`: keys written beside it override the merged ones, by design
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:  # an unhashable key: the base class reports it properly
-                break
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
-def _undecodable(path: Path, raw: bytes, exc: UnicodeDecodeError) -> ConfigError:
-    line = raw.count(b"\n", 0, exc.start) + 1
-    line_start = raw.rfind(b"\n", 0, exc.start) + 1
-    # Columns in characters, as an editor counts them (everything before the bad byte decodes).
-    column = len(raw[line_start : exc.start].decode("utf-8", errors="replace")) + 1
-    return ConfigError(
-        f"{path}: is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}, column {column}); "
-        "save it as UTF-8"
     )
 
 
@@ -281,23 +256,7 @@ def load(path: Path, *, missing_ok: bool = False) -> AgentConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _undecodable(path, raw, exc) from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.reader.ReaderError as exc:
-        # A control character: the reader knows only the character offset, so count the lines ourselves.
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        character = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
-        raise ConfigError(
-            f"{path}: not valid YAML at line {line}, column {column}: "
-            f"control character {character} is not allowed"
-        ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+        data = parse_yaml(raw, path)
+    except YamlFileError as exc:
+        raise ConfigError(str(exc)) from None
     return validate(data, path)

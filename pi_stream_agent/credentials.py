@@ -8,8 +8,8 @@ import secrets
 import stat
 from pathlib import Path
 
-from pi_stream_agent.config import DEFAULT_STATE_DIR
 from pi_stream_agent.fsutil import atomic_write
+from pi_stream_agent.paths import DEFAULT_STATE_DIR
 
 TOKEN_FILE_NAME = "token"  # noqa: S105 - a file name, not a password
 # 32 random bytes, URL-safe base64: 43 characters, easy to paste into Home Assistant.

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from pi_stream_agent.api.errors import ApiError, from_http_exception, json_error
+from pi_stream_agent.api.vocabulary import add_vocabulary_route
 from pi_stream_agent.api.websocket import WebSocketHub
 from pi_stream_agent.credentials import tokens_match
 
@@ -126,4 +127,5 @@ def create_app(backend: Backend, hub: WebSocketHub) -> web.Application:
     app.router.add_get(f"{API_PREFIX}/devices", _devices)
     app.router.add_post(f"{API_PREFIX}/devices/refresh", _refresh_devices)
     app.router.add_get(f"{API_PREFIX}/ws", _websocket)
+    add_vocabulary_route(app)
     return app

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from pi_stream_agent.api.errors import ApiError, read_json_object
-from pi_stream_agent.streams.config import Problem, StreamConfigError
 from pi_stream_agent.streams.manager import StreamManager, UnknownStreamError
+from pi_stream_agent.streams.problems import StreamConfigError
 from pi_stream_agent.streams.snapshot import SnapshotError
 
 STREAMS_KEY = "pi_stream_streams"
@@ -32,16 +30,6 @@ def _stream_id(request: web.Request) -> str:
     if stream_id not in _manager(request).ids():
         raise ApiError(404, "stream_not_found", f"no stream {stream_id!r}; GET {PREFIX} lists them")
     return stream_id
-
-
-def _problem_json(problem: Problem) -> dict[str, Any]:
-    return {
-        "stream_id": problem.stream_id,
-        "field": problem.field or None,
-        "message": problem.message,
-        "severity": problem.severity,
-        "text": str(problem),
-    }
 
 
 async def list_streams(request: web.Request) -> web.Response:
@@ -95,8 +83,8 @@ async def put_stream(request: web.Request) -> web.Response:
             422,
             "invalid_config",
             str(exc),
-            problems=[_problem_json(problem) for problem in exc.problems],
-            warnings=[_problem_json(problem) for problem in exc.warnings],
+            problems=[problem.to_json() for problem in exc.problems],
+            warnings=[problem.to_json() for problem in exc.warnings],
         ) from None
     status = manager.status(stream_id, reader_host=_reader_host(request))
     return web.json_response({"stream": status, "warnings": warnings}, status=200 if existed else 201)
@@ -116,7 +104,7 @@ async def validate_stream(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "valid": not any(problem.is_error for problem in problems),
-            "problems": [_problem_json(problem) for problem in problems],
+            "problems": [problem.to_json() for problem in problems],
         }
     )
 

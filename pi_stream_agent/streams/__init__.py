@@ -2,23 +2,41 @@
 
 How the pieces fit (each module has one job; the data passed between them is in ``model.py``):
 
-``config.py``     the stream configuration: voluptuous schema → :class:`~.model.StreamConfig`, and the checks
-                  that need the discovered devices and the board (unknown device, unsupported mode, two
-                  streams on one camera, duplicate paths, hardware encoder on a Pi 5). Messages name the
-                  stream and the field.
-``store.py``      where stream configs live (``<state_dir>/streams.yaml``, written atomically; seeded from the
-                  ``streams:`` of the agent's config file while it does not exist yet).
-``commands.py``   :func:`build_pipeline` — a StreamConfig + :class:`~.model.PublishEnvironment` → a
-                  :class:`~.model.PipelineSpec`: argument lists only, never a shell.
-``process.py``    :class:`PipelineProcess` — runs one PipelineSpec: every process in one new process group,
-                  stdout→stdin pipes between them, a death signal so nothing outlives a SIGKILLed agent, an
-                  environment marker so a later agent can find leftovers, stderr into a LogRing,
-                  ``-progress`` parsed into :class:`~.model.Progress`; stop = SIGTERM to the group, SIGKILL
-                  after a timeout; every child reaped. Also :func:`kill_leftovers`.
-``causes.py``     pure: exit codes/signals + last log lines → :class:`~.model.ExitCause`.
-``preflight.py``  before a (re)start: device present, RTSP server reachable, enough CMA.
-``backoff.py``    pure: exponential backoff with jitter, first retry fast, cap, reset after a stable period.
-``supervisor.py`` :class:`StreamSupervisor` per stream (the state machine, stall detection, restarts) and
-                  :class:`StreamManager` for all of them (start/stop/restart, device hot-plug, events).
-``snapshot.py``   JPEG snapshots decoded from the *published* stream (key frames only), single-flight + cache.
+Configuration
+``fields.py``       the vocabulary and limits a stream is written in, with human names (source types, test
+                    patterns, input formats, encoders, field labels, the id and RTSP path patterns), and
+                    the check of each single value. The one owner: the schema, the checks and
+                    ``GET /api/v1/vocabulary`` (``api/vocabulary.py``) read them from here.
+``problems.py``     :class:`Problem` (config-file text + a plain sentence and label for a person) and
+                    :class:`StreamConfigError`.
+``schema.py``       a stream mapping (YAML or JSON) → :class:`~.model.StreamConfig`; a ``streams:`` list →
+                    StreamConfigs; what a stream says about itself that cannot work on any Pi.
+``list_checks.py``  the rules of a list: unique ids and RTSP paths, one stream per camera or card.
+``fit.py``          the fit of streams to this Pi's devices and board (unknown device, unsupported mode,
+                    hardware encoder on a Pi 5), and the device lookups the manager shares.
+``serialize.py``    a StreamConfig ↔ the JSON form the API returns and accepts back.
+``store.py``        where stream configs live (``<state_dir>/streams.yaml``, written atomically; seeded from the
+                    ``streams:`` of the agent's config file while it does not exist yet).
+
+Running
+``manager.py``      :class:`StreamManager` — all streams of the agent: one supervisor each, config changes
+                    (validated, stored, only changed streams restarted), hot-plug routing, status with URLs.
+``supervisor.py``   :class:`StreamSupervisor` per stream: the state machine (pre-flight, spawn, watch, stall
+                    detection, classify the exit, back off or wait for the device).
+``commands.py``     :func:`build_pipeline` — a StreamConfig + :class:`~.model.PublishEnvironment` → a
+                    :class:`~.model.PipelineSpec`: argument lists only, never a shell.
+``process.py``      :class:`PipelineProcess` — runs one PipelineSpec: every process in one new process group,
+                    stdout→stdin pipes between them, a death signal so nothing outlives a SIGKILLed agent, an
+                    environment marker so a later agent can find leftovers, stderr into a LogRing,
+                    ``-progress`` parsed into :class:`~.model.Progress`; stop = SIGTERM to the group, SIGKILL
+                    after a timeout; every child reaped. Also :func:`kill_leftovers`.
+``progress.py``     pure: ffmpeg's ``-progress`` blocks → :class:`~.model.Progress`.
+``causes.py``       pure: exit codes/signals + last log lines → :class:`~.model.ExitCause`.
+``preflight.py``    before a (re)start: device present, RTSP server reachable, enough CMA.
+``backoff.py``      pure: exponential backoff with jitter, first retry fast, cap, reset after a stable period.
+``rtsp_server.py``  the RTSP server (MediaMTX) as one more supervised child, when the config names it.
+``snapshot.py``     JPEG snapshots decoded from the *published* stream (key frames only), single-flight + cache.
+
+The agent's own config file (``pi_stream_agent/config.py``) holds the seed ``streams:`` list and the
+``rtsp:`` section (``pi_stream_agent/rtsp_config.py``).
 """

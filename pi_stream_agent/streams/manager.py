@@ -19,13 +19,7 @@ from urllib.parse import urlsplit
 from pi_stream_agent.events import Event, EventBus
 from pi_stream_agent.rootfs import Root
 from pi_stream_agent.streams.commands import build_pipeline, read_url
-from pi_stream_agent.streams.config import (
-    Problem,
-    find_capture_device,
-    find_csi_camera,
-    to_json,
-    validate_streams,
-)
+from pi_stream_agent.streams.fit import find_capture_device, find_csi_camera, validate_streams
 from pi_stream_agent.streams.model import (
     PipelineSpec,
     PreflightResult,
@@ -36,7 +30,10 @@ from pi_stream_agent.streams.model import (
     ToolPaths,
 )
 from pi_stream_agent.streams.preflight import check_rtsp, preflight
+from pi_stream_agent.streams.problems import Problem, StreamConfigError
 from pi_stream_agent.streams.process import kill_leftovers
+from pi_stream_agent.streams.schema import parse_stream
+from pi_stream_agent.streams.serialize import to_json
 from pi_stream_agent.streams.snapshot import Snapshot, SnapshotService
 from pi_stream_agent.streams.store import StreamNotFoundError, StreamStore
 from pi_stream_agent.streams.supervisor import StreamSupervisor, SupervisorHooks, SupervisorSettings
@@ -329,8 +326,6 @@ class StreamManager:
 
     def validate(self, data: Mapping[str, Any]) -> list[Problem]:
         """Problems the stream would have with the current set, without storing anything."""
-        from pi_stream_agent.streams.config import StreamConfigError, parse_stream  # noqa: PLC0415
-
         try:
             candidate = parse_stream(dict(data))
         except StreamConfigError as exc:

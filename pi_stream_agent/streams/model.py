@@ -46,6 +46,38 @@ class ExitCause(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+# Human names, next to the words they name: published in GET /api/v1/vocabulary (api/vocabulary.py), so
+# Home Assistant shows what the agent says instead of keeping its own copy. A new state or cause needs its
+# name here (a test fails otherwise).
+STATE_NAMES: dict[StreamState, str] = {
+    StreamState.STARTING: "Starting",
+    StreamState.RUNNING: "Running",
+    StreamState.STALLED: "Stalled",
+    StreamState.BACKOFF: "Waiting to retry",
+    StreamState.WAITING_FOR_DEVICE: "Waiting for the camera",
+    StreamState.FAILED: "Failed",
+    StreamState.STOPPED: "Stopped",
+    StreamState.DISABLED: "Disabled",
+}
+# States that need attention (a person may have to act, or the stream is not delivering as it should).
+PROBLEM_STATES: frozenset[StreamState] = frozenset(
+    {StreamState.STALLED, StreamState.BACKOFF, StreamState.FAILED, StreamState.WAITING_FOR_DEVICE}
+)
+CAUSE_NAMES: dict[ExitCause, str] = {
+    ExitCause.DEVICE_BUSY: "Camera busy",
+    ExitCause.DEVICE_GONE: "Camera disconnected",
+    ExitCause.CAMERA_NOT_FOUND: "Camera not found",
+    ExitCause.BUFFER_ALLOCATION: "Out of camera memory",
+    ExitCause.RTSP_UNREACHABLE: "RTSP server unreachable",
+    ExitCause.ENCODER_ERROR: "Encoder error",
+    ExitCause.EXECUTABLE_MISSING: "Program not installed",
+    ExitCause.STALLED: "Stalled",
+    ExitCause.KILLED: "Killed",
+    ExitCause.STOPPED: "Stopped",
+    ExitCause.UNKNOWN: "Unknown",
+}
+
+
 # ------------------------------------------------------------------------------------------ configuration
 
 

@@ -28,16 +28,12 @@ from typing import Any
 import yaml
 
 from pi_stream_agent.fsutil import atomic_write
-from pi_stream_agent.streams.config import (
-    Problem,
-    StreamConfigError,
-    parse_stream,
-    parse_streams,
-    raise_for_errors,
-    structure_problems,
-    to_json,
-)
+from pi_stream_agent.streams.list_checks import structure_problems
 from pi_stream_agent.streams.model import StreamConfig
+from pi_stream_agent.streams.problems import Problem, StreamConfigError, raise_for_errors
+from pi_stream_agent.streams.schema import parse_stream, parse_streams
+from pi_stream_agent.streams.serialize import to_json
+from pi_stream_agent.yamlfile import YamlFileError, parse_yaml
 
 __all__ = ["STREAMS_FILE", "StreamNotFoundError", "StreamStore", "StreamStoreError", "Validator", "to_json"]
 
@@ -71,29 +67,6 @@ class StreamNotFoundError(KeyError):
 
     def __str__(self) -> str:
         return f'no stream has the id "{self.stream_id}"'
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key given twice is an error: by default the last one silently
-    wins, so a second ``fps:`` in a hand-edited stream would throw the first away unseen."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:  # an unhashable key: the base class reports it properly
-                break
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep=deep)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -200,17 +173,11 @@ class StreamStore:
         except OSError as exc:
             raise self._file_error(f"cannot be read: {exc.strerror}") from None
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = raw.count(b"\n", 0, exc.start) + 1
-            raise self._file_error(f"is not UTF-8 text (line {line}); save it as UTF-8") from None
-        try:
-            data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise self._file_error(f"is not valid YAML{where}: {problem}; {fix}") from None
+            data = parse_yaml(raw, self.path)
+        except YamlFileError as exc:
+            # The reader's message starts with the file's path, which _file_error puts in front again.
+            what = str(exc).removeprefix(f"{self.path}: ")
+            raise self._file_error(f"{what}; {fix}") from None
         if data is None:
             return []  # an empty file: no streams (a person emptied it on purpose)
         if not isinstance(data, dict) or set(data) - {"streams"}:

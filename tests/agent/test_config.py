@@ -226,7 +226,7 @@ def test_zeroconf_name_length(tmp_path: Path) -> None:
         ("zeroconf:\n  enabled: 'no'\n", "zeroconf.enabled: expected true or false, got 'no'"),
         (
             "streams: {front: 1}\n",
-            "streams: expected a list of streams (each starting with `- id: …`), got dict",
+            "streams: expected a list of streams (each starting with - id: …), got dict",
         ),
         ("telemetry: 5\n", "telemetry: expected a mapping of keys to values"),
         ("zeroconf:\n  enabled: true\n  extra: 1\n", "zeroconf.extra: unknown key (check the spelling"),

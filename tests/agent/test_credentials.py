@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from pi_stream_agent.config import DEFAULT_STATE_DIR
 from pi_stream_agent.credentials import (
     TokenError,
     load_or_create_token,
@@ -21,6 +20,7 @@ from pi_stream_agent.credentials import (
 )
 from pi_stream_agent.fsutil import atomic_write
 from pi_stream_agent.identity import AGENT_ID_FILE_NAME, stable_agent_id
+from pi_stream_agent.paths import DEFAULT_STATE_DIR
 from pi_stream_agent.rootfs import Root
 from pi_stream_agent.telemetry.board import BoardReader
 from tests.agent.helpers import FixtureTree

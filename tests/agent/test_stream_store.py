@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from pi_stream_agent.streams.config import Problem, StreamConfigError, parse_stream, validate_streams
+from pi_stream_agent.streams.fit import validate_streams
 from pi_stream_agent.streams.model import StreamConfig
+from pi_stream_agent.streams.problems import Problem, StreamConfigError
+from pi_stream_agent.streams.schema import parse_stream
 from pi_stream_agent.streams.store import (
     HEADER,
     StreamNotFoundError,
@@ -300,12 +302,12 @@ def test_save_refuses_a_list_that_would_not_load_back(tmp_path: Path) -> None:
     [
         (
             "streams:\n  - id: garage\n    width: [1280\n",
-            "is not valid YAML at line 4, column 1: expected ',' or ']', but got '<stream end>'; fix it, or "
+            "not valid YAML at line 4, column 1: expected ',' or ']', but got '<stream end>'; fix it, or "
             "replace it with streams.yaml.bak, while the agent is stopped",
         ),
         (
             "streams:\n  - id: garage\n    fps: 30\n    fps: 25\n",
-            "is not valid YAML at line 4, column 5: found duplicate key 'fps'; fix it, or replace it with "
+            "not valid YAML at line 4, column 5: found duplicate key 'fps'; fix it, or replace it with "
             "streams.yaml.bak, while the agent is stopped",
         ),
         (
@@ -326,6 +328,24 @@ def test_broken_yaml_names_file_place_and_fix(tmp_path: Path, content: str, mess
     with pytest.raises(StreamStoreError) as exc:
         StreamStore(tmp_path, [GARAGE]).load()  # never silently the seed instead
     assert str(exc.value) == f"{path}: cannot be used:\n  {path}: {message}"
+
+
+def test_streams_file_reads_merge_keys_like_the_config_file(tmp_path: Path) -> None:
+    """One YAML loader for both files: a streams: section copied from the config file, anchors and merge
+    keys included, reads the same in streams.yaml (the store's own loader used to refuse <<)."""
+    (tmp_path / "streams.yaml").write_text(
+        "streams:\n"
+        "  - &garage {id: garage, source: {type: csi, camera: 0},\n"
+        "             width: 1280, height: 720, fps: 30, bitrate: 2M}\n"
+        "  - <<: *garage\n"
+        "    id: yard\n"
+        "    source: {type: test}\n"
+    )
+    streams = StreamStore(tmp_path).load()
+    assert [(s.id, s.width, s.source.kind) for s in streams] == [
+        ("garage", 1280, "csi"),
+        ("yard", 1280, "test"),
+    ]
 
 
 def test_invalid_streams_name_file_key_path_and_fix(tmp_path: Path) -> None:
@@ -363,7 +383,9 @@ def test_not_utf8_and_unreadable(tmp_path: Path) -> None:
     with pytest.raises(StreamStoreError) as exc:
         StreamStore(tmp_path).load()
     assert (
-        str(exc.value) == f"{path}: cannot be used:\n  {path}: is not UTF-8 text (line 2); save it as UTF-8"
+        str(exc.value)
+        == f"{path}: cannot be used:\n  {path}: is not UTF-8 text (byte 0xe9 at line 2, column 12); "
+        f"save it as UTF-8; fix it, or replace it with streams.yaml.bak, while the agent is stopped"
     )
     path.unlink()
     path.mkdir()  # something that cannot be read as a file
