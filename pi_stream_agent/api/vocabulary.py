@@ -58,7 +58,9 @@ def vocabulary() -> dict[str, Any]:
         "source_types": [{"id": kind, "name": name} for kind, name in SOURCE_TYPE_NAMES.items()],
         "test_patterns": [{"id": pattern.id, "name": pattern.name} for pattern in TEST_PATTERNS],
         "input_formats": [
-            {"id": fmt.id, "name": fmt.name, "compressed": fmt.compressed} for fmt in INPUT_FORMATS
+            # fourccs: the V4L2 formats a card lists (GET /devices) that this input format reads.
+            {"id": fmt.id, "name": fmt.name, "compressed": fmt.compressed, "fourccs": list(fmt.fourccs)}
+            for fmt in INPUT_FORMATS
         ],
         "encoders": [{"id": choice, "name": name} for choice, name in ENCODER_NAMES.items()],
         "fields": [{"id": field, "name": name} for field, name in FIELD_LABELS.items()],
