@@ -358,7 +358,7 @@ async def test_a_problem_of_no_field_is_summed_up_above_the_form(
     assert result["step_id"] == "pattern_settings"
     assert result["errors"] == {"base": "agent_refused"}
     summary = result["description_placeholders"]["problems"]
-    assert "front_door_sub" in summary
+    assert "RTSP path is already used" in summary
     assert "streams[" not in summary and "rtsp_path:" not in summary
 
 
@@ -774,4 +774,4 @@ async def test_refusals_of_no_form_field_are_said_at_the_top(
     for result in (toggles, removal):
         assert result["errors"] == {"base": "agent_refused"}
         assert result["description_placeholders"]["problems"] == refused.message
-    assert set(await stored_streams(hass, agent)) == {"front_door", "garage"}
+    assert set(await agent_streams(hass, agent)) == {"front_door", "garage"}
