@@ -59,6 +59,7 @@ from .stream_form import (
     settings_form,
     source_choices,
     substream_form,
+    warning_text,
     with_substream,
 )
 
@@ -340,9 +341,8 @@ class PiStreamOptionsFlow(OptionsFlow):
         menu.append("done")
         states = {word.id: word.name for word in self._words.stream_states}
         lines = [
-            f"- {stream_label(stream_id, stream)}: {states.get(state, state)}"
+            f"- {stream_label(stream_id, stream)}: {states.get(stream['state'], stream['state'])}"
             for stream_id, stream in self._streams.items()
-            if (state := str(stream.get("state")))
         ]
         return self.async_show_menu(
             step_id="init",
@@ -590,7 +590,7 @@ class PiStreamOptionsFlow(OptionsFlow):
             result = await self._coordinator.client.put_stream(stream_id, config)
         except PiStreamError as err:
             return _failure(err, stream_id, form_fields)
-        self._warnings = [_words_of(warning) for warning in result.get("warnings") or []]
+        self._warnings = [warning_text(warning) for warning in result.get("warnings") or []]
         await self._async_refresh()
         return {}, {}
 
@@ -625,10 +625,3 @@ def _failure(
         answer = refusal(listed, stream_id, form_fields, err.message)
         return answer.errors, answer.placeholders
     return {"base": "cannot_connect"}, {"error": str(err)}
-
-
-def _words_of(warning: Any) -> str:
-    """A warning as a person reads it: the agent's plain message where it sends a problem object."""
-    if isinstance(warning, Mapping):
-        return str(warning.get("message") or warning.get("text") or "")
-    return str(warning)

@@ -577,3 +577,11 @@ def refusal(
         errors["base"] = "agent_refused"
     placeholders["problems"] = " ".join(summary)
     return Refusal(errors, placeholders)
+
+
+def warning_text(warning: Any) -> str:
+    """A warning of a taken change as a person reads it: the agent's plain ``message`` where it sends a
+    problem object, else its text as it is."""
+    if isinstance(warning, Mapping):
+        return str(warning.get("message") or warning.get("text") or "")
+    return str(warning)

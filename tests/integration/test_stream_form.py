@@ -26,6 +26,7 @@ from custom_components.pi_stream.stream_form import (
     settings_form,
     source_choices,
     substream_form,
+    warning_text,
 )
 from pi_stream_agent.api.vocabulary import vocabulary as agent_vocabulary
 from tests.integration.test_options_flow import DEVICES, IMX708, STABLE_PATH, USB_CARD
@@ -189,3 +190,9 @@ def test_an_unreadable_vocabulary_is_an_agent_error() -> None:
         AgentVocabulary.from_json({"vocabulary_version": 1})
     with pytest.raises(PiStreamError, match="vocabulary"):
         AgentVocabulary.from_json({**agent_vocabulary(), "encoders": ["auto"]})
+
+
+def test_warnings_in_plain_words() -> None:
+    warning = problem("encoder", "The Pi 5 encodes in software.", severity="warning", text="streams[0]: …")
+    assert warning_text(warning) == "The Pi 5 encodes in software."
+    assert warning_text('streams[0] (id "porch"): encoder: …') == 'streams[0] (id "porch"): encoder: …'
