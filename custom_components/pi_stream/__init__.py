@@ -13,7 +13,7 @@ from homeassistant.helpers.typing import ConfigType
 from .api import PiStreamClient
 from .const import CONF_TOKEN, DOMAIN
 from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
-from .entity import pi_device_info
+from .entity import pi_device_info, stream_id_from_identifier
 from .repairs import async_remove_issues, async_setup_failed, async_setup_repairs
 from .services import async_setup_services
 
@@ -72,13 +72,10 @@ async def async_remove_config_entry_device(
     """Let the user delete a stream's device once the agent no longer has that stream (removed on the Pi,
     not through the options flow, which removes the device itself). The Pi's own device stays."""
     state = entry.runtime_data.data
-    prefix = f"{state.info.agent_id}_"
-    for domain, identifier in device_entry.identifiers:
-        if domain != DOMAIN:
-            continue
-        if identifier == state.info.agent_id:
+    for identifier in device_entry.identifiers:
+        if identifier == (DOMAIN, state.info.agent_id):
             return False
-        if identifier.startswith(prefix) and identifier.removeprefix(prefix) in state.streams:
+        if stream_id_from_identifier(state.info.agent_id, identifier) in state.streams:
             return False
     return True
 

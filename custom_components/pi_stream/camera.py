@@ -1,21 +1,27 @@
-"""A camera per stream: RTSP for live view (HA's go2rtc makes WebRTC of it), stills from the agent."""
+"""A camera per stream: RTSP for live view (HA's go2rtc makes WebRTC of it), stills from the agent.
+
+When a stream runs again after a restart or a failure, the camera tells Home Assistant's own HLS worker
+(``self.stream``, if someone watches) to reconnect at once. Left alone, that worker notices the old
+publisher is gone only when its read fails or times out, and then waits 10 s (20 s, 30 s … on each
+further failure) before it looks again, so the live view froze for 10-30 s after a 1 s restart.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from homeassistant.components.camera import Camera, CameraEntityDescription, CameraEntityFeature
 from homeassistant.components.stream import CONF_RTSP_TRANSPORT
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
 from .entity import PiStreamStreamEntity, async_add_stream_entities
 from .services import agent_errors
+from .urls import with_read_credentials
 
 if TYPE_CHECKING:
     from homeassistant.components.stream import Stream
@@ -36,18 +42,6 @@ SUB_CAMERA = PiStreamCameraEntityDescription(
     url_key="sub",
     entity_registry_enabled_default=False,
 )
-
-
-def with_read_credentials(url: str, credentials: Mapping[str, str] | None) -> str:
-    """``url`` with the RTSP read credentials as its (percent-encoded) userinfo; unchanged without them."""
-    if not credentials or not credentials.get("username"):
-        return url
-    parts = urlsplit(url)
-    hostport = parts.netloc.rpartition("@")[2]
-    userinfo = quote(credentials["username"], safe="")
-    if (password := credentials.get("password")) is not None:
-        userinfo += ":" + quote(password, safe="")
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{hostport}"))
 
 
 async def async_setup_entry(
@@ -84,6 +78,46 @@ class PiStreamCamera(PiStreamStreamEntity, Camera):
         Camera.__init__(self)
         self.entity_description = description
 
+    _was_running = False
+    _resetting_stream = False  # HA's worker is being replaced: stay unavailable until a viewer can ask again
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self._was_running = self._running
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        running = self._running
+        if running and not self._was_running and self.stream is not None:
+            self._reconnect_stream(self.stream)
+        self._was_running = running
+        super()._handle_coordinator_update()
+
+    @callback
+    def _reconnect_stream(self, stream: Stream) -> None:
+        """The publisher is back: make HA's HLS worker read the new one now, not after its retry wait."""
+        if not stream.outputs():
+            return  # nobody is watching: the next viewer starts a fresh worker anyway
+        if stream.available:
+            # The worker is inside a read of the old publisher's session. Told the source is new, it opens
+            # it again the moment that read ends, without a retry wait.
+            stream.update_source(stream.source)
+            return
+        # The worker lost the old publisher and sleeps before its next try; waking it ends it (HA's worker
+        # loop) together with the viewers' HLS sessions. So end it ourselves, and stay unavailable until it
+        # is gone: the viewer that asks again when the camera comes back gets a fresh worker at once.
+        self._resetting_stream = True
+        self.hass.async_create_task(self._async_reset_stream(stream), eager_start=True)
+
+    async def _async_reset_stream(self, stream: Stream) -> None:
+        try:
+            if stream.dynamic_stream_settings.preload_stream:
+                stream.update_source(stream.source)  # a kept-alive worker is not ended by stop()
+            await stream.stop()
+        finally:
+            self._resetting_stream = False
+            self.async_write_ha_state()
+
     @property
     def _status(self) -> dict[str, Any]:
         return self.coordinator.data.streams.get(self.stream_id, {})
@@ -95,7 +129,7 @@ class PiStreamCamera(PiStreamStreamEntity, Camera):
     @property
     def available(self) -> bool:
         """Only while frames are flowing (not while the stream is starting, backing off or stopped)."""
-        return super().available and self._running
+        return super().available and self._running and not self._resetting_stream
 
     @property
     def is_streaming(self) -> bool:

@@ -1,11 +1,15 @@
-"""One coordinator per Pi: a WebSocket that pushes telemetry and events, REST polling as the fallback."""
+"""One coordinator per Pi: a WebSocket that pushes telemetry and events, REST polling as the fallback.
+
+What a pushed message means for the state is decided by the pure functions of agent_state.py; this module
+does the I/O around them (the socket, REST reads when a message says HA's copy is incomplete, listeners).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -13,6 +17,13 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
+from .agent_state import (
+    AgentState,
+    apply_event,
+    apply_stored_stream,
+    apply_telemetry,
+    streams_out_of_step,
+)
 from .api import (
     AgentInfo,
     PiStreamApiVersionError,
@@ -25,20 +36,9 @@ from .const import DOMAIN, LOGGER, POLL_INTERVAL, RECONNECT_MAX_S, RECONNECT_MIN
 
 type PiStreamConfigEntry = ConfigEntry[PiStreamCoordinator]
 
+__all__ = ["AgentState", "PiStreamConfigEntry", "PiStreamCoordinator"]
+
 EventListener = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class AgentState:
-    """Everything known about one Pi. Replaced (never mutated) on every update, so entities compare safely."""
-
-    info: AgentInfo
-    telemetry: dict[str, Any]
-    streams: dict[str, dict[str, Any]]  # stream id → status (GET /streams/{id})
-    devices: dict[str, Any]
-    read_credentials: dict[str, str] | None = None
-    pushed: bool = False  # the WebSocket is up: values arrive as they change
-    last_events: dict[str, dict[str, Any]] = field(default_factory=dict)  # event type → latest event
 
 
 class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
@@ -86,21 +86,14 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
                 translation_placeholders={"error": str(err)},
             ) from err
 
-    async def _async_update_data(self) -> AgentState:
-        try:
-            telemetry = await self.client.telemetry()
-            listing = await self.client.streams()
-        except PiStreamAuthenticationError as err:
-            raise ConfigEntryAuthFailed(translation_domain=DOMAIN, translation_key="invalid_auth") from err
-        except PiStreamError as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="cannot_connect",
-                translation_placeholders={"error": str(err)},
-            ) from err
+    async def async_fetch_state(self) -> AgentState:
+        """A full read of the agent (telemetry and every stream's status) over REST, as a new state.
+        Raises :class:`PiStreamError`; stores nothing (the poll and the diagnostics both use it)."""
         assert self._info is not None
+        telemetry = await self.client.telemetry()
+        listing = await self.client.streams()
         previous = self.state
-        state = AgentState(
+        return AgentState(
             info=self._info,
             telemetry=telemetry,
             streams={stream["id"]: stream for stream in listing.get("streams", [])},
@@ -109,6 +102,18 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
             pushed=self.client.connected,
             last_events=previous.last_events if previous is not None else {},
         )
+
+    async def _async_update_data(self) -> AgentState:
+        try:
+            state = await self.async_fetch_state()
+        except PiStreamAuthenticationError as err:
+            raise ConfigEntryAuthFailed(translation_domain=DOMAIN, translation_key="invalid_auth") from err
+        except PiStreamError as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="cannot_connect",
+                translation_placeholders={"error": str(err)},
+            ) from err
         self._ensure_listener()
         return state
 
@@ -150,51 +155,32 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
         if (current := self.state) is None:
             return
         kind = message.get("type")
-        if kind == "telemetry" and isinstance(message.get("data"), dict):
-            self.async_set_updated_data(replace(current, telemetry=message["data"], pushed=True))
-        elif kind == "event" and isinstance(message.get("event"), dict):
-            self._apply_event(current, message["event"])
+        if kind == "telemetry" and isinstance(sample := message.get("data"), dict):
+            self.async_set_updated_data(apply_telemetry(current, sample))
+            if streams_out_of_step(current, sample):
+                # A stream was added or removed on the Pi: its configuration and addresses come by REST.
+                self.hass.async_create_task(self.async_request_refresh())
+        elif kind == "event" and isinstance(event := message.get("event"), dict):
+            self._on_event(current, event)
 
     @callback
-    def _apply_event(self, current: AgentState, event: dict[str, Any]) -> None:
-        kind = str(event.get("type"))
-        data = event.get("data") or {}
-        state = replace(current, last_events={**current.last_events, kind: event}, pushed=True)
-        if kind == "throttle_changed" and isinstance(data.get("flags"), dict):
-            throttle = {**state.telemetry.get("throttle", {}), **data["flags"], "raw": data.get("raw")}
-            state = replace(state, telemetry={**state.telemetry, "throttle": throttle})
-        elif kind == "under_voltage":
-            power = dict(state.telemetry.get("power") or {})
-            power["under_voltage_now"] = bool(data.get("active"))
-            if data.get("episodes") is not None:
-                power["under_voltage_episodes"] = data["episodes"]
-            if data.get("active"):
-                power["last_under_voltage_start"] = event.get("timestamp")
-            state = replace(state, telemetry={**state.telemetry, "power": power})
-        elif kind in ("stream_state", "stream_exit"):
-            stream_id = str(data.get("stream_id"))
-            if stream_id in state.streams:
-                stream = dict(state.streams[stream_id])
-                if kind == "stream_state":
-                    stream.update(
-                        {
-                            key: data.get(key)
-                            for key in ("state", "cause", "message", "restart_count", "next_retry_at")
-                        }
-                    )
-                else:
-                    stream["last_exit"] = {
-                        k: v for k, v in data.items() if k not in ("stream_id", "log_tail")
-                    }
-                state = replace(state, streams={**state.streams, stream_id: stream})
-            if kind == "stream_state" and data.get("state") in ("running", "starting"):
-                # Fresh numbers (pids, fps, encoding) come with the next REST read; ask for it soon.
-                self.hass.async_create_task(self.async_request_refresh())
-        elif kind in ("device_added", "device_removed"):
+    def _on_event(self, current: AgentState, event: dict[str, Any]) -> None:
+        self.async_set_updated_data(apply_event(current, event))
+        kind = event.get("type")
+        data = event.get("data")
+        if kind in ("device_added", "device_removed"):
             self.hass.async_create_task(self._refresh_devices())
-        self.async_set_updated_data(state)
+        elif kind == "stream_state" and isinstance(data, Mapping) and "stats" not in data:
+            # An agent that does not push stream stats yet: the new run's numbers come by REST.
+            self.hass.async_create_task(self.async_request_refresh())
         for listener in list(self._event_listeners):
             listener(event)
+
+    @callback
+    def async_stream_stored(self, stream_id: str, stored: Mapping[str, Any]) -> None:
+        """The agent stored a stream's configuration (its answer to PUT /streams/{id})."""
+        if (state := self.state) is not None:
+            self.async_set_updated_data(apply_stored_stream(state, stream_id, stored))
 
     async def _refresh_devices(self) -> None:
         with contextlib.suppress(PiStreamError):

@@ -1,15 +1,18 @@
 """Diagnostics: everything needed to understand a Pi's trouble from a bug report, without its secrets.
 
-The entry, the agent's identity, its latest telemetry, every stream with the last lines its publishers
-logged, the capture devices, and the open repair issues. The token and the RTSP credentials are redacted
-by key, and every ``scheme://user:password@`` inside a string (stream URLs, log lines, causes) is scrubbed,
-as is any literal occurrence of the token or of a credential.
+The entry, the agent's identity, its telemetry and every stream as the agent reports them *now* (read
+afresh when the diagnostics are downloaded; when the agent cannot be reached, the last state Home Assistant
+holds, marked as such with the reason), each stream with the last lines its publishers logged, the capture
+devices, and the open repair issues.
+
+Secrets: the token and the RTSP credentials are redacted by key; every value that is a URL loses its login
+(urls.py, the integration's one URL helper); and any literal occurrence of the token or of the read
+password is replaced. Log lines and exit evidence arrive from the agent with credentials already removed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import asdict
 from typing import Any
 
@@ -18,21 +21,19 @@ from homeassistant.core import HomeAssistant
 
 from .api import PiStreamError
 from .const import CONF_TOKEN
-from .coordinator import PiStreamConfigEntry
+from .coordinator import AgentState, PiStreamConfigEntry
 from .repairs import entry_issue_ids
+from .urls import without_credentials
 
 LOG_TAIL_LINES = 50
 
 TO_REDACT = {CONF_TOKEN, "password", "username", "read_credentials", "publish_credentials"}
 
-# scheme://user:password@host or scheme://user@host → scheme://**REDACTED**@host
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s\"']+@")
-
 
 def scrub(value: Any, secrets: frozenset[str]) -> Any:
-    """``value`` with credentials inside URLs and every literal secret replaced, at any depth."""
+    """``value`` with the login of every URL and every literal secret replaced, at any depth."""
     if isinstance(value, str):
-        value = _URL_USERINFO.sub(rf"\g<scheme>{REDACTED}@", value)
+        value = without_credentials(value, REDACTED)
         for secret in secrets:
             value = value.replace(secret, REDACTED)
         return value
@@ -41,6 +42,15 @@ def scrub(value: Any, secrets: frozenset[str]) -> Any:
     if isinstance(value, list | tuple):
         return [scrub(item, secrets) for item in value]
     return value
+
+
+async def _current_state(entry: PiStreamConfigEntry) -> tuple[AgentState, dict[str, Any]]:
+    """The agent's state read now, or the last one held when the agent cannot be reached (and why)."""
+    coordinator = entry.runtime_data
+    try:
+        return await coordinator.async_fetch_state(), {"fresh": True}
+    except PiStreamError as err:
+        return coordinator.data, {"fresh": False, "reason": f"the agent could not be reached: {err}"}
 
 
 async def _log_tail(entry: PiStreamConfigEntry, stream_id: str) -> list[dict[str, Any]] | str:
@@ -55,7 +65,7 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Diagnostics for one Pi."""
     coordinator = entry.runtime_data
-    state = coordinator.data
+    state, state_source = await _current_state(entry)
     stream_ids = list(state.streams)
     tails = await asyncio.gather(*(_log_tail(entry, stream_id) for stream_id in stream_ids))
     streams = {
@@ -81,6 +91,7 @@ async def async_get_config_entry_diagnostics(
                 coordinator.update_interval.total_seconds() if coordinator.update_interval else None
             ),
         },
+        "state_source": state_source,
         "agent": {key: value for key, value in asdict(state.info).items() if key != "raw"}
         | {"info": state.info.raw},
         "telemetry": state.telemetry,

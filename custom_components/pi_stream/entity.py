@@ -16,6 +16,23 @@ from .const import DOMAIN, MANUFACTURER
 from .coordinator import AgentState, PiStreamConfigEntry, PiStreamCoordinator
 
 
+def stream_device_identifier(agent_id: str, stream_id: str) -> tuple[str, str]:
+    """The device registry identifier of one stream of a Pi (the Pi's own is ``(DOMAIN, agent_id)``).
+
+    The one place that builds it; :func:`stream_id_from_identifier` is the one that reads it back.
+    """
+    return (DOMAIN, f"{agent_id}_{stream_id}")
+
+
+def stream_id_from_identifier(agent_id: str, identifier: tuple[str, str]) -> str | None:
+    """The stream id in a device identifier of this Pi's streams; None for the Pi itself or anything else."""
+    domain, value = identifier
+    prefix = f"{agent_id}_"
+    if domain != DOMAIN or not value.startswith(prefix):
+        return None
+    return value.removeprefix(prefix) or None
+
+
 def pi_device_info(state: AgentState) -> DeviceInfo:
     info = state.info
     board = info.board
@@ -35,7 +52,7 @@ def stream_device_info(state: AgentState, stream_id: str) -> DeviceInfo:
     config = stream.get("config") or {}
     source = config.get("source") or {}
     return DeviceInfo(
-        identifiers={(DOMAIN, f"{state.info.agent_id}_{stream_id}")},
+        identifiers={stream_device_identifier(state.info.agent_id, stream_id)},
         via_device=(DOMAIN, state.info.agent_id),
         manufacturer=MANUFACTURER,
         model={"csi": "Camera module", "v4l2": "Capture device", "test": "Test pattern"}.get(
@@ -93,7 +110,7 @@ def async_add_stream_entities(
             known.difference_update(
                 stream_id
                 for stream_id in gone
-                if devices.async_get_device(identifiers={(DOMAIN, f"{agent_id}_{stream_id}")}) is None
+                if not devices.async_get_device(identifiers={stream_device_identifier(agent_id, stream_id)})
             )
         new = [stream_id for stream_id in coordinator.data.streams if stream_id not in known]
         if not new:

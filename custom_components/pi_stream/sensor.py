@@ -358,19 +358,29 @@ def _stream_state_attributes(state: AgentState, stream_id: str) -> dict[str, Any
 
 
 def publisher_cpu_percent(state: AgentState, stream_id: str) -> float | None:
-    """The CPU % of all of a stream's publisher processes (telemetry ``processes["<stream>/<program>"]``);
-    None while none of them has a reading."""
-    processes = state.telemetry.get("processes")
-    if not isinstance(processes, Mapping):
+    """The CPU % of all of a stream's publisher processes (its stats' ``publishers``); None while none of
+    them has a reading (the stream is not running, or the agent has only one sample of a new process)."""
+    publishers = _dig(state.streams, stream_id, "publishers")
+    if not isinstance(publishers, Mapping):
         return None
-    prefix = f"{stream_id}/"
-    readings = [
-        process.get("cpu_percent")
-        for name, process in processes.items()
-        if name.startswith(prefix) and isinstance(process, Mapping)
+    values = [
+        float(value)
+        for publisher in publishers.values()
+        if isinstance(publisher, Mapping) and isinstance(value := publisher.get("cpu_percent"), int | float)
     ]
-    values = [float(value) for value in readings if isinstance(value, int | float)]
     return sum(values) if values else None
+
+
+def _restart_attributes(state: AgentState, stream_id: str) -> dict[str, Any] | None:
+    """Beside the restarts after failures (the state): those people asked for, and failures by cause."""
+    stream = state.streams.get(stream_id)
+    if stream is None:
+        return None
+    by_cause = stream.get("restarts_by_cause")
+    return {
+        "requested_restarts": stream.get("requested_restart_count"),
+        "restarts_by_cause": dict(by_cause) if isinstance(by_cause, Mapping) else None,
+    }
 
 
 STREAM_SENSORS: tuple[PiStreamSensorEntityDescription, ...] = (
@@ -408,6 +418,7 @@ STREAM_SENSORS: tuple[PiStreamSensorEntityDescription, ...] = (
         state_class=SensorStateClass.TOTAL_INCREASING,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=_stream_value("restart_count"),
+        attributes_fn=_restart_attributes,
     ),
     PiStreamSensorEntityDescription(
         key="publisher_cpu",
@@ -485,7 +496,9 @@ class PiStreamSensor(_GatedSensor, PiStreamEntity):
 
 
 class PiStreamStreamSensor(_GatedSensor, PiStreamStreamEntity):
-    """A sensor of one stream."""
+    """A sensor of one stream. When the stream changes state its numbers are written at once, whatever
+    the write policy: they belong to another run now (unknown while it is not running, not the last run's
+    value held for a grace period; fresh as soon as a new run is measured)."""
 
     def __init__(
         self, coordinator: PiStreamCoordinator, stream_id: str, description: PiStreamSensorEntityDescription
@@ -493,7 +506,15 @@ class PiStreamStreamSensor(_GatedSensor, PiStreamStreamEntity):
         super().__init__(coordinator, stream_id, description.key)
         self.entity_description = description
         self._subject = stream_id
+        self._stream_state = self.stream.get("state")
         self._start_gate()
+
+    def _offer(self, *, force: bool) -> bool:
+        stream_state = self.stream.get("state")
+        if stream_state != self._stream_state:
+            self._stream_state = stream_state
+            force = True
+        return super()._offer(force=force)
 
 
 def interface_sensors(coordinator: PiStreamCoordinator, interface: str) -> list[PiStreamSensor]:

@@ -22,6 +22,7 @@ from homeassistant.helpers.selector import ConfigEntrySelector
 from .api import PiStreamAuthenticationError, PiStreamError, PiStreamResponseError
 from .const import DOMAIN
 from .coordinator import PiStreamConfigEntry
+from .entity import stream_id_from_identifier
 
 SERVICE_RESTART_STREAM = "restart_stream"
 SERVICE_RESTART_ALL_STREAMS = "restart_all_streams"
@@ -95,10 +96,8 @@ def _stream_of_device(hass: HomeAssistant, device_id: str, target: str) -> tuple
     """A stream device → (its Pi's entry, the stream id); a Pi device or a vanished stream is refused."""
     device, entry = _device_entry(hass, device_id)
     state = entry.runtime_data.data
-    prefix = f"{state.info.agent_id}_"
-    for domain, identifier in device.identifiers:
-        if domain == DOMAIN and identifier.startswith(prefix):
-            stream_id = identifier.removeprefix(prefix)
+    for identifier in device.identifiers:
+        if (stream_id := stream_id_from_identifier(state.info.agent_id, identifier)) is not None:
             if stream_id not in state.streams:
                 raise _invalid("stream_not_found", stream=device.name_by_user or device.name or stream_id)
             return entry, stream_id

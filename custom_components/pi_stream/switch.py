@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
 from homeassistant.components.switch import SwitchEntity
@@ -65,15 +64,6 @@ class PiStreamEnabledSwitch(PiStreamStreamEntity, SwitchEntity):
         config = {**config, "enabled": enabled}
         with agent_errors("enable_stream_failed" if enabled else "disable_stream_failed", {"stream": name}):
             result = await self.coordinator.client.put_stream(self.stream_id, config)
-        # The agent has stored it. Take the stored configuration now; the state (disabled, starting …)
-        # follows as pushed events, so the status in the answer must not overwrite what they said.
-        stored = result.get("stream") or {}
-        if (state := self.coordinator.state) is not None and self.stream_id in state.streams:
-            status = {
-                **state.streams[self.stream_id],
-                "enabled": stored.get("enabled", enabled),
-                "config": stored.get("config", config),
-            }
-            self.coordinator.async_set_updated_data(
-                replace(state, streams={**state.streams, self.stream_id: status})
-            )
+        # The agent's answer is what it stored; the state changes it causes follow as pushed events.
+        stored = {"enabled": enabled, "config": config, **(result.get("stream") or {})}
+        self.coordinator.async_stream_stored(self.stream_id, stored)

@@ -1,0 +1,150 @@
+"""What Home Assistant knows about one Pi (:class:`AgentState`), and the pure functions that fold what
+the agent pushes into it.
+
+Every function here takes a state and a message from the agent and returns a new state; none of them does
+I/O, schedules work or touches Home Assistant (the coordinator does that with what they return). The agent
+sends whole fragments — a telemetry sample with every stream's numbers (``streams``), and each stream event
+with that stream's numbers at that moment (``stats``) — so a fragment replaces what it covers instead of
+being re-derived here. See docs/api.md ("WebSocket", "Stream stats").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .api import AgentInfo
+
+# The fields of a stream's status that the agent reports as its "stats" (GET /streams, telemetry
+# ``streams``, event ``stats``). A stats fragment replaces all of them: a field it leaves out is not known.
+STREAM_STATS_FIELDS = (
+    "state",
+    "fps",
+    "bitrate_bps",
+    "frames",
+    "uptime_s",
+    "restart_count",
+    "requested_restart_count",
+    "restarts_by_cause",
+    "publishers",
+)
+
+STREAM_EVENTS = frozenset({"stream_state", "stream_exit"})
+
+
+@dataclass(frozen=True)
+class AgentState:
+    """Everything known about one Pi. Replaced (never mutated) on every update, so entities compare safely."""
+
+    info: AgentInfo
+    telemetry: dict[str, Any]
+    streams: dict[str, dict[str, Any]]  # stream id → status (GET /streams/{id})
+    devices: dict[str, Any]
+    read_credentials: dict[str, str] | None = None
+    pushed: bool = False  # the WebSocket is up: values arrive as they change
+    last_events: dict[str, dict[str, Any]] = field(default_factory=dict)  # event type → latest event
+
+
+def with_stream_stats(status: Mapping[str, Any], stats: Mapping[str, Any]) -> dict[str, Any]:
+    """``status`` with its stats fields replaced by ``stats`` (the agent's own fragment, whole)."""
+    return {**status, **{key: stats.get(key) for key in STREAM_STATS_FIELDS}}
+
+
+def apply_telemetry(state: AgentState, sample: Mapping[str, Any]) -> AgentState:
+    """A pushed telemetry sample: the Pi's numbers, and each known stream's stats (``sample["streams"]``).
+
+    Streams the sample names but HA does not know yet (added on the Pi) are left to a full read; see
+    :func:`streams_out_of_step`.
+    """
+    streams = state.streams
+    pushed_stats = sample.get("streams")
+    if isinstance(pushed_stats, Mapping):
+        streams = {
+            stream_id: (
+                with_stream_stats(status, stats)
+                if isinstance(stats := pushed_stats.get(stream_id), Mapping)
+                else status
+            )
+            for stream_id, status in streams.items()
+        }
+    return replace(state, telemetry=dict(sample), streams=streams, pushed=True)
+
+
+def streams_out_of_step(state: AgentState, sample: Mapping[str, Any]) -> bool:
+    """Whether a telemetry sample names another set of streams than HA holds (one was added or removed on
+    the Pi): then only a full read (GET /streams) brings the missing configuration and addresses."""
+    pushed_stats = sample.get("streams")
+    return isinstance(pushed_stats, Mapping) and set(pushed_stats) != set(state.streams)
+
+
+def apply_event(state: AgentState, event: Mapping[str, Any]) -> AgentState:
+    """One pushed event (``{"type", "timestamp", "data"}``), remembered as the latest of its type."""
+    kind = str(event.get("type"))
+    raw_data = event.get("data")
+    data: Mapping[str, Any] = raw_data if isinstance(raw_data, Mapping) else {}
+    state = replace(state, last_events={**state.last_events, kind: dict(event)}, pushed=True)
+    if kind == "throttle_changed":
+        return _apply_throttle(state, data)
+    if kind == "under_voltage":
+        return _apply_under_voltage(state, data, event.get("timestamp"))
+    if kind in STREAM_EVENTS:
+        return _apply_stream_event(state, kind, data)
+    return state
+
+
+def apply_stored_stream(state: AgentState, stream_id: str, stored: Mapping[str, Any]) -> AgentState:
+    """The agent's answer to a stored configuration (PUT /streams/{id}): its configuration and ``enabled``.
+
+    Only those: the state and numbers in the same answer may already be older than the events pushed since
+    (the restart the change caused), and those events carry their own.
+    """
+    if stream_id not in state.streams:
+        return state
+    status = dict(state.streams[stream_id])
+    for key in ("enabled", "config"):
+        if key in stored:
+            status[key] = stored[key]
+    return replace(state, streams={**state.streams, stream_id: status})
+
+
+def _apply_throttle(state: AgentState, data: Mapping[str, Any]) -> AgentState:
+    flags = data.get("flags")
+    if not isinstance(flags, Mapping):
+        return state
+    throttle = {**(state.telemetry.get("throttle") or {}), **flags, "raw": data.get("raw")}
+    return replace(state, telemetry={**state.telemetry, "throttle": throttle})
+
+
+def _apply_under_voltage(state: AgentState, data: Mapping[str, Any], timestamp: Any) -> AgentState:
+    power = dict(state.telemetry.get("power") or {})
+    power["under_voltage_now"] = bool(data.get("active"))
+    if data.get("episodes") is not None:
+        power["under_voltage_episodes"] = data["episodes"]
+    if data.get("active"):
+        power["last_under_voltage_start"] = timestamp
+    return replace(state, telemetry={**state.telemetry, "power": power})
+
+
+# What a stream_state event says beyond its stats; a stream_exit event's data (less these) is the last exit.
+_STATE_EVENT_FIELDS = ("state", "cause", "message", "next_retry_at")
+_NOT_PART_OF_EXIT = frozenset({"stream_id", "log_tail", "stats"})
+
+
+def _apply_stream_event(state: AgentState, kind: str, data: Mapping[str, Any]) -> AgentState:
+    stream_id = str(data.get("stream_id"))
+    if stream_id not in state.streams:
+        return state
+    status = dict(state.streams[stream_id])
+    if kind == "stream_state":
+        status.update({key: data.get(key) for key in _STATE_EVENT_FIELDS})
+        if "restart_count" in data:
+            status["restart_count"] = data["restart_count"]
+    else:
+        status["last_exit"] = {key: value for key, value in data.items() if key not in _NOT_PART_OF_EXIT}
+    if isinstance(stats := data.get("stats"), Mapping):
+        status = with_stream_stats(status, stats)
+    elif kind == "stream_state" and data.get("state") != "running":
+        # An agent without pushed stats: what was measured belonged to the run that just ended.
+        status.update(dict.fromkeys(("fps", "bitrate_bps", "frames", "uptime_s", "publishers")))
+    return replace(state, streams={**state.streams, stream_id: status})
