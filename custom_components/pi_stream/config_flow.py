@@ -49,6 +49,7 @@ from .api import (
 )
 from .const import CONF_TOKEN, DEFAULT_PORT, DOMAIN, LOGGER
 from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
+from .entity import stream_device_identifier
 from .stream_form import (
     CONF_SUBSTREAM,
     SourceChoice,
@@ -575,8 +576,8 @@ class PiStreamOptionsFlow(OptionsFlow):
 
     def _remove_stream_device(self, stream_id: str) -> None:
         registry = dr.async_get(self.hass)
-        agent_id = self.config_entry.unique_id
-        if device := registry.async_get_device(identifiers={(DOMAIN, f"{agent_id}_{stream_id}")}):
+        agent_id = str(self.config_entry.unique_id)
+        if device := registry.async_get_device(identifiers={stream_device_identifier(agent_id, stream_id)}):
             registry.async_update_device(device.id, remove_config_entry_id=self.config_entry.entry_id)
 
     # -- talking to the agent ----------------------------------------------------------------------------
