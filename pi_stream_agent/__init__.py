@@ -1,4 +1,16 @@
-"""pi_stream agent: supervises a Raspberry Pi's camera publishers and reports its hardware health."""
+"""pi_stream agent: supervises a Raspberry Pi's camera publishers and reports its hardware health.
+
+Packages: ``telemetry/`` (hardware health readers), ``discovery/`` (cameras and capture cards), ``streams/``
+(stream configuration, publishers and their supervision), ``api/`` (the authenticated HTTP + WebSocket
+API, docs/api.md), ``simulation/`` (a plausible Pi 4 on any machine).
+
+Modules: ``agent.py`` starts and stops it all; ``cli.py`` is the command line (``__main__.py`` its entry);
+``config.py`` the config file's schema, with ``rtsp_config.py`` for its ``rtsp:`` section and
+``yamlfile.py`` for reading YAML (both the config file and ``streams.yaml``); ``paths.py`` the default file
+locations; ``credentials.py`` the API token; ``identity.py`` the stable agent id; ``events.py`` the
+in-process event bus; ``rootfs.py`` reading kernel interfaces below a root; ``fsutil.py`` atomic writes;
+``zeroconf_ad.py`` the network announcement.
+"""
 
 __version__ = "0.1.0"
 

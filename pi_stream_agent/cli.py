@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from pi_stream_agent import API_VERSION, __version__
 from pi_stream_agent.config import AgentConfig, ConfigError, load
 from pi_stream_agent.credentials import TokenError, load_or_create_token, token_path, write_new_token
 from pi_stream_agent.paths import DEFAULT_CONFIG_PATH
+from pi_stream_agent.streams.problems import StreamConfigError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -107,13 +109,45 @@ def _apply_overrides(config: AgentConfig, args: argparse.Namespace) -> AgentConf
     return dataclasses.replace(config, **changes)
 
 
-def _check_root(config: AgentConfig) -> AgentConfig:
-    """``root`` from the config file must exist too (``--root`` is checked above): reading an absent tree
-    would serve a sample of nothing but reasons."""
+def _check_paths(config: AgentConfig) -> AgentConfig:
+    """What ``run`` needs of the paths, checked before anything starts (and by ``check-config``, so it never
+    calls OK what ``run`` refuses): ``root`` must be a directory (reading an absent tree would serve a sample
+    of nothing but reasons; ``--root`` is checked above), and ``state_dir`` must be, or be creatable as, a
+    directory."""
+    where = f"{config.source}: " if config.source else ""
     if not config.root.is_dir():
-        where = f"{config.source}: " if config.source else ""
         raise ConfigError(f"{where}root: {config.root} is not a directory")
+    _check_state_dir(config.state_dir, where)
     return config
+
+
+def _check_state_dir(state_dir: Path, where: str) -> None:
+    # The first existing path from state_dir upwards must be a directory; otherwise mkdir fails later with a
+    # bare "File exists" or "Not a directory".
+    for path in (state_dir, *state_dir.parents):
+        if path.is_dir():
+            return
+        if path.exists() or path.is_symlink():
+            what = "is" if path == state_dir else f"is below {path}, which is"
+            raise ConfigError(
+                f"{where}state_dir: {state_dir} {what} a file, not a directory; point state_dir "
+                "(or --state-dir) at a directory"
+            )
+
+
+def _check_streams(config: AgentConfig) -> None:
+    """The streams ``run`` would start with: ``<state_dir>/streams.yaml`` when it exists, else the seed.
+    Raises StreamConfigError (a StreamStoreError for the file) naming the file, the key path and the fix."""
+    from pi_stream_agent.streams.store import StreamStore  # noqa: PLC0415 - only check-config needs it
+
+    store = StreamStore(
+        config.state_dir, config.streams or (), seed_origin=str(config.source or "the defaults")
+    )
+    if store.path.exists() and not os.access(store.path, os.R_OK):
+        # The agent's own file (mode 0640): a person checking the config need not be able to read it.
+        print(f"pi-stream-agent: {store.path} not checked: not readable for this user", file=sys.stderr)
+        return
+    store.load()
 
 
 def _print_json(data: Any) -> None:
@@ -185,6 +219,7 @@ def _list_devices(root_dir: Path | None) -> dict[str, Any]:
 
 def _token_command(args: argparse.Namespace) -> int:
     config = _apply_overrides(_load_config(args.config), args)
+    _check_state_dir(config.state_dir, f"{config.source}: " if config.source else "")
     if args.rotate:
         token = write_new_token(config.state_dir)
         print(token)
@@ -204,7 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "check-config":
-            config = _load_config(args.config)
+            config = _check_paths(_load_config(args.config))
+            _check_streams(config)
             print(f"Configuration OK ({config.source or 'defaults: no config file'})")
             return EXIT_OK
         if args.command == "token":
@@ -215,15 +251,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_json(_list_devices(args.root))
             return EXIT_OK
         if args.command == "sample":
-            config = _check_root(_apply_overrides(_load_config(args.config), args))
+            config = _check_paths(_apply_overrides(_load_config(args.config), args))
             _print_json(asyncio.run(_one_sample(config)))
             return EXIT_OK
-        config = _check_root(_apply_overrides(_load_config(args.config), args))
+        config = _check_paths(_apply_overrides(_load_config(args.config), args))
         return asyncio.run(_run_agent(config))
     except KeyboardInterrupt:
         # Ctrl-C during `sample` or before `run` installed its handlers: stop quietly, as a shell expects.
         return 128 + signal.SIGINT
-    except ConfigError as exc:
+    except (ConfigError, StreamConfigError) as exc:
+        # StreamConfigError: streams.yaml (or the seed) cannot be used; the file is kept as it is.
         print(f"pi-stream-agent: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except TokenError as exc:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import voluptuous as vol
 
 from pi_stream_agent.streams.model import RtspSettings
+from pi_stream_agent.yamlfile import name_unknown_keys
 
 RTSP_KEYS = (
     "publish_url",
@@ -89,17 +90,7 @@ def rtsp_settings(data: Any) -> RtspSettings:
     try:
         checked = _FIELDS(data)
     except vol.MultipleInvalid as exc:
-        raise vol.MultipleInvalid(
-            [
-                vol.Invalid(
-                    f"unknown key for rtsp (check the spelling; it takes {', '.join(RTSP_KEYS)})",
-                    path=list(error.path),
-                )
-                if error.error_message == "extra keys not allowed"
-                else error
-                for error in exc.errors
-            ]
-        ) from None
+        raise name_unknown_keys(exc, RTSP_KEYS, "rtsp") from None
     errors: list[vol.Invalid] = []
     for role in ("publish", "read"):
         user, password = checked[f"{role}_username"], checked[f"{role}_password"]
@@ -109,13 +100,4 @@ def rtsp_settings(data: Any) -> RtspSettings:
             errors.append(vol.Invalid(f"required when {given} is set", path=[missing]))
     if errors:
         raise vol.MultipleInvalid(errors)
-    return RtspSettings(
-        publish_url=checked["publish_url"],
-        read_url=checked["read_url"],
-        publish_transport=checked["publish_transport"],
-        read_transport=checked["read_transport"],
-        publish_username=checked["publish_username"],
-        publish_password=checked["publish_password"],
-        read_username=checked["read_username"],
-        read_password=checked["read_password"],
-    )
+    return RtspSettings(**checked)  # the schema's keys are the dataclass's fields

@@ -96,6 +96,22 @@ def describe_path(path: Sequence[Any]) -> str:
 # value") differ between voluptuous versions and do not say what was found.
 
 
+def name_unknown_keys(exc: vol.MultipleInvalid, keys: Sequence[str], what: str) -> vol.MultipleInvalid:
+    """voluptuous says "extra keys not allowed" for a key a mapping does not take; say which keys it takes
+    instead (``what``: "a stream", "rtsp"). Other errors pass unchanged."""
+    return vol.MultipleInvalid(
+        [
+            vol.Invalid(
+                f"unknown key for {what} (check the spelling; it takes {', '.join(keys)})",
+                path=list(error.path),
+            )
+            if error.error_message == "extra keys not allowed" and len(error.path) == 1
+            else error
+            for error in exc.errors
+        ]
+    )
+
+
 def boolean(value: Any) -> bool:
     """``true``/``false`` only: YAML's ``yes`` is already a bool, and ``1`` or ``"on"`` would be a guess."""
     if not isinstance(value, bool):

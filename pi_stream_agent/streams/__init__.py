@@ -15,8 +15,8 @@ Configuration
 ``fit.py``          the fit of streams to this Pi's devices and board (unknown device, unsupported mode,
                     hardware encoder on a Pi 5), and the device lookups the manager shares.
 ``serialize.py``    a StreamConfig ↔ the JSON form the API returns and accepts back.
-``store.py``        where stream configs live (``<state_dir>/streams.yaml``, written atomically; seeded from the
-                    ``streams:`` of the agent's config file while it does not exist yet).
+``store.py``        where stream configs live (``<state_dir>/streams.yaml``, written atomically; seeded from
+                    the ``streams:`` of the agent's config file while it does not exist yet).
 
 Running
 ``manager.py``      :class:`StreamManager` — all streams of the agent: one supervisor each, config changes
@@ -35,7 +35,8 @@ Running
 ``preflight.py``    before a (re)start: device present, RTSP server reachable, enough CMA.
 ``backoff.py``      pure: exponential backoff with jitter, first retry fast, cap, reset after a stable period.
 ``rtsp_server.py``  the RTSP server (MediaMTX) as one more supervised child, when the config names it.
-``snapshot.py``     JPEG snapshots decoded from the *published* stream (key frames only), single-flight + cache.
+``snapshot.py``     JPEG snapshots decoded from the *published* stream (key frames only), single-flight and
+                    a cache.
 
 The agent's own config file (``pi_stream_agent/config.py``) holds the seed ``streams:`` list and the
 ``rtsp:`` section (``pi_stream_agent/rtsp_config.py``).

@@ -57,7 +57,8 @@ HARDWARE_ENCODER_MAX = 1920
 # its own rate, which is what the person meant.
 FPS_TOLERANCE = 1.01
 
-STREAM_ID_PATTERN = "[a-z0-9][a-z0-9_-]{0,31}"
+MAX_STREAM_ID_LENGTH = 32
+STREAM_ID_PATTERN = f"[a-z0-9][a-z0-9_-]{{0,{MAX_STREAM_ID_LENGTH - 1}}}"
 # URL path segments of unreserved characters (RFC 3986) separated by /; "." and ".." are refused apart.
 RTSP_PATH_PATTERN = "[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*"
 
@@ -110,7 +111,8 @@ COMPRESSED_INPUT_FORMATS = frozenset(fmt.id for fmt in INPUT_FORMATS if fmt.comp
 FOURCC_TO_INPUT = {fourcc: fmt.id for fmt in INPUT_FORMATS for fourcc in fmt.fourccs}
 
 # ffmpeg 5.1 lavfi video sources that need no input (Debian 12 and Raspberry Pi OS Bookworm ship 5.1).
-# The first is the default of a test source.
+# The first is the default of a test source. The one list: the publisher's command builder and the
+# vocabulary read it from here.
 TEST_PATTERNS: tuple[Word, ...] = (
     Word("testsrc2", "Test card with a moving counter"),
     Word("testsrc", "Classic test card with a counter"),
@@ -124,6 +126,7 @@ TEST_PATTERNS: tuple[Word, ...] = (
     Word("life", "Game of Life"),
 )
 TEST_PATTERN_IDS: tuple[str, ...] = tuple(pattern.id for pattern in TEST_PATTERNS)
+DEFAULT_TEST_PATTERN = TEST_PATTERN_IDS[0]
 
 # The human name of each field, by its dotted key path: the label a form shows and a problem's ``label``.
 FIELD_LABELS: dict[str, str] = {
@@ -260,9 +263,8 @@ def check_keyframe_interval(value: Any) -> float:
 def check_stream_id(value: Any) -> str:
     if not is_stream_id(value):
         raise vol.Invalid(
-            "must be 1 to 32 characters of lowercase letters, digits, _ and -, starting with a letter or "
-            "digit "
-            f"(e.g. garage or cam-1), got {value!r}"
+            f"must be 1 to {MAX_STREAM_ID_LENGTH} characters of lowercase letters, digits, _ and -, starting "
+            f"with a letter or digit (e.g. garage or cam-1), got {value!r}"
         )
     return value
 

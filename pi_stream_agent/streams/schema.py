@@ -36,17 +36,16 @@ devices and board in ``fit.py``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import voluptuous as vol
 
 from pi_stream_agent.streams.fields import (
     COMPRESSED_INPUT_FORMATS,
+    DEFAULT_TEST_PATTERN,
     SOURCE_KEYS,
     STREAM_KEYS,
     SUBSTREAM_KEYS,
-    TEST_PATTERNS,
     check_camera,
     check_device,
     check_dimension,
@@ -63,23 +62,7 @@ from pi_stream_agent.streams.fields import (
 from pi_stream_agent.streams.list_checks import structure_problems
 from pi_stream_agent.streams.model import SourceConfig, StreamConfig, SubstreamConfig
 from pi_stream_agent.streams.problems import Problem, StreamConfigError, raise_for_errors, stream_problem
-from pi_stream_agent.yamlfile import boolean, describe_path
-
-
-def _unknown_key_message(keys: Sequence[str], what: str) -> str:
-    return f"unknown key for {what} (check the spelling; it takes {', '.join(keys)})"
-
-
-def _rewrite_unknown_keys(exc: vol.MultipleInvalid, keys: Sequence[str], what: str) -> vol.MultipleInvalid:
-    """voluptuous says "extra keys not allowed"; say which keys are allowed instead."""
-    errors: list[vol.Invalid] = []
-    for error in exc.errors:
-        if error.error_message == "extra keys not allowed" and len(error.path) == 1:
-            errors.append(vol.Invalid(_unknown_key_message(keys, what), path=list(error.path)))
-        else:
-            errors.append(error)
-    return vol.MultipleInvalid(errors)
-
+from pi_stream_agent.yamlfile import boolean, describe_path, name_unknown_keys
 
 _SOURCE_SCHEMAS: dict[str, vol.Schema] = {
     "csi": vol.Schema({vol.Required("type"): str, vol.Optional("camera", default=0): check_camera}),
@@ -95,7 +78,7 @@ _SOURCE_SCHEMAS: dict[str, vol.Schema] = {
         }
     ),
     "test": vol.Schema(
-        {vol.Required("type"): str, vol.Optional("pattern", default=TEST_PATTERNS[0].id): check_test_pattern}
+        {vol.Required("type"): str, vol.Optional("pattern", default=DEFAULT_TEST_PATTERN): check_test_pattern}
     ),
 }
 _SOURCE_TYPES_HINT = (
@@ -118,7 +101,7 @@ def _source(value: Any) -> SourceConfig:
     try:
         checked = _SOURCE_SCHEMAS[kind](value)
     except vol.MultipleInvalid as exc:
-        raise _rewrite_unknown_keys(exc, SOURCE_KEYS[kind], f"a {kind} source") from None
+        raise name_unknown_keys(exc, SOURCE_KEYS[kind], f"a {kind} source") from None
     if kind == "csi":
         return SourceConfig(kind="csi", camera=checked["camera"])
     if kind == "v4l2":
@@ -151,7 +134,7 @@ def _substream(value: Any) -> dict[str, Any] | None:
     try:
         checked: dict[str, Any] = _SUBSTREAM_SCHEMA(value)
     except vol.MultipleInvalid as exc:
-        raise _rewrite_unknown_keys(exc, SUBSTREAM_KEYS, "a substream") from None
+        raise name_unknown_keys(exc, SUBSTREAM_KEYS, "a substream") from None
     return checked
 
 
@@ -198,10 +181,8 @@ def parse_stream(data: Any, index: int | None = None) -> StreamConfig:
         checked = STREAM_SCHEMA(data)
     except vol.MultipleInvalid as exc:
         problems = []
-        for error in exc.errors:
+        for error in name_unknown_keys(exc, STREAM_KEYS, "a stream").errors:
             message = error.msg
-            if error.error_message == "extra keys not allowed" and len(error.path) == 1:
-                message = _unknown_key_message(STREAM_KEYS, "a stream")
             field = describe_path(error.path)
             # An unknown key has no label: name the key itself, without the path to it.
             sentence = (

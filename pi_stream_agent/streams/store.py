@@ -164,7 +164,10 @@ class StreamStore:
             ) from None
 
     def _file_error(self, what: str) -> StreamStoreError:
-        return StreamStoreError([Problem(str(self.path), "", what)], f"{self.path}: cannot be used")
+        sentence = f"The agent's streams file ({self.path}) cannot be used: {what}."
+        return StreamStoreError(
+            [Problem(str(self.path), "", what, sentence=sentence)], f"{self.path}: cannot be used"
+        )
 
     def _load_file(self) -> list[StreamConfig]:
         fix = f"fix it, or replace it with {self.backup_path.name}, while the agent is stopped"

@@ -319,10 +319,12 @@ def test_root_that_is_not_a_directory_is_a_usage_error(command: str, tmp_path: P
     assert not (tmp_path / "state").exists()  # `run` stopped before touching anything
 
 
-def test_root_from_the_config_file_must_be_a_directory_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["sample", "check-config"])
+def test_root_from_the_config_file_must_be_a_directory_too(command: str, tmp_path: Path) -> None:
+    """check-config used to say OK for a root that run refuses (issue 13)."""
     config = tmp_path / "config.yaml"
-    config.write_text(f"root: {tmp_path / 'nowhere'}\n")
-    done = run_cli("sample", "--config", config)
+    config.write_text(f"root: {tmp_path / 'nowhere'}\nstate_dir: {tmp_path / 'state'}\n")
+    done = run_cli(command, "--config", config)
     assert done.returncode == EXIT_CONFIG
     assert (
         done.stderr.strip() == f"pi-stream-agent: {config}: root: {tmp_path / 'nowhere'} is not a directory"
@@ -482,12 +484,27 @@ def test_unreadable_token_is_a_clear_runtime_error(unwritable_parent: tuple[Path
     assert done.stderr.strip().startswith(f"pi-stream-agent: permission denied: {token} ")
 
 
-def test_state_dir_below_a_file_is_a_clear_runtime_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["token", "run", "check-config"])
+@pytest.mark.parametrize("below", [False, True], ids=["is-a-file", "below-a-file"])
+def test_state_dir_that_is_or_is_below_a_file_is_a_config_error(
+    command: str, below: bool, tmp_path: Path
+) -> None:
+    """It used to be a bare "File exists" / "Not a directory" and exit 1, which systemd retries forever
+    (issue 13); check-config called it OK."""
     a_file = tmp_path / "a-file"
     a_file.write_text("")
-    done = run_cli("token", "--state-dir", a_file / "state")
-    assert done.returncode == EXIT_FAILED
-    assert done.stderr.strip() == f"pi-stream-agent: {a_file / 'state'}: Not a directory"
+    state = a_file / "state" if below else a_file
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {state}\nsimulate: true\nzeroconf: {{enabled: false}}\n")
+    extra = ["--port", "0"] if command == "run" else []
+    done = run_cli(command, "--config", config, *extra)
+    assert done.returncode == EXIT_CONFIG
+    what = f"is below {a_file}, which is" if below else "is"
+    assert done.stderr.strip() == (
+        f"pi-stream-agent: {config}: state_dir: {state} {what} a file, not a directory; point state_dir "
+        "(or --state-dir) at a directory"
+    )
+    assert a_file.read_text() == ""
 
 
 # --- configuration files ------------------------------------------------------------------------------------
@@ -545,6 +562,11 @@ BROKEN_CONFIGS = {
     "control-character": BrokenConfig(
         b"listen:\n  host: a\x07b\n", ("not valid YAML at line 2, column 10: control character U+0007",)
     ),
+    # Used to escape the error conversion: a traceback and exit 1 (issue 13).
+    "rtsp-user-without-password": BrokenConfig(
+        b"rtsp: {publish_username: u}\n",
+        ("invalid configuration:\n  rtsp.publish_password: required when publish_username is set",),
+    ),
     "several-problems": BrokenConfig(
         b"foo: 1\nlisten:\n  port: x\n  hots: a\n",
         (
@@ -573,6 +595,24 @@ def test_broken_config_is_exit_2_with_file_key_and_problem(command: str, case: s
     for fragment in broken.expected:
         assert fragment in done.stderr, done.stderr
     assert not state.exists()
+
+
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_corrupt_streams_file_is_exit_2_and_kept(command: str, tmp_path: Path) -> None:
+    """run used to end in a StreamStoreError traceback and exit 1; check-config said OK (issue 13)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    streams = state / "streams.yaml"
+    streams.write_bytes(b"streams: [\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {state}\nsimulate: true\nzeroconf: {{enabled: false}}\n")
+    extra = ["--port", "0"] if command == "run" else []
+    done = run_cli(command, "--config", config, *extra)
+    assert done.returncode == EXIT_CONFIG
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"pi-stream-agent: {streams}: cannot be used:\n  {streams}: not valid YAML")
+    assert "replace it with streams.yaml.bak, while the agent is stopped" in done.stderr
+    assert streams.read_bytes() == b"streams: [\n"
 
 
 @pytest.mark.parametrize("command", ["check-config", "run", "sample", "token"])

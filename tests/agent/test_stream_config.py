@@ -4,6 +4,7 @@ devices document (the discovery registry run over the fixture trees with the sta
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,19 @@ def check(
     validate_streams' own (as when the store checks a list changed through the API)."""
     parsed = [parse_stream(data, index) for index, data in enumerate(streams)]
     problems = validate_streams(parsed, devices, board, simulated=simulated)
+    for problem in problems:
+        assert_plain(problem.message)
     return [("warning: " if not p.is_error else "") + str(p) for p in problems]
+
+
+# A key path (substream.width, source.device; not e.g.), a list index, an id prefix or a backtick.
+_INTERNAL = re.compile(r'streams\[|`|\b(?!e\.g\b)[a-z_]+\.[a-z_]+\b|\(id "')
+
+
+def assert_plain(message: str) -> None:
+    """A problem's message as a person reads it at the field: a sentence, without the config file's paths."""
+    assert message[:1].isupper() and message.endswith("."), message
+    assert not _INTERNAL.search(message), message
 
 
 # --------------------------------------------------------------------------------------------- schema
@@ -223,6 +236,17 @@ def test_bitrates(value: Any, bits: int) -> None:
             True,
             'expected a bitrate (give bit/s as a number or with k or M, e.g. 2000000, "2M" or "800k"), got '
             "True",
+        ),
+        # Other scripts' digits pass str.isdigit() (and float()): they used to be taken (issue 13).
+        (
+            "\u0662M",  # ARABIC-INDIC DIGIT TWO
+            'expected a bitrate (give bit/s as a number or with k or M, e.g. 2000000, "2M" or "800k"), got '
+            "'\u0662M'",
+        ),
+        (
+            "\u0968\u0966\u0966k",  # DEVANAGARI 200
+            'expected a bitrate (give bit/s as a number or with k or M, e.g. 2000000, "2M" or "800k"), got '
+            "'\u0968\u0966\u0966k'",
         ),
         ("60M", "must be between 50k and 50M bit/s, got 60M"),
         (10_000, "must be between 50k and 50M bit/s, got 10000"),

@@ -328,6 +328,9 @@ def test_broken_yaml_names_file_place_and_fix(tmp_path: Path, content: str, mess
     with pytest.raises(StreamStoreError) as exc:
         StreamStore(tmp_path, [GARAGE]).load()  # never silently the seed instead
     assert str(exc.value) == f"{path}: cannot be used:\n  {path}: {message}"
+    (problem,) = exc.value.problems
+    assert problem.to_json()["message"] == f"The agent's streams file ({path}) cannot be used: {message}."
+    assert problem.to_json()["field"] is None
 
 
 def test_streams_file_reads_merge_keys_like_the_config_file(tmp_path: Path) -> None:

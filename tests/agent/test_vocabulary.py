@@ -85,6 +85,7 @@ async def test_the_vocabulary_is_the_agents_own(agent: Agent) -> None:
         parse_stream(_stream(source={"type": "test", "pattern": "cellauto"}))
     compressed = {entry["id"] for entry in vocabulary["input_formats"] if entry["compressed"]}
     assert compressed == {"mjpeg", "h264"}
+    assert vocabulary["input_formats"][0]["fourccs"] == ["MJPG", "JPEG"]
     for entry in vocabulary["input_formats"]:
         source = {"type": "v4l2", "device": "/dev/video0", "input_format": entry["id"]}
         assert parse_stream(_stream(source=source)).source.input_format == entry["id"]
