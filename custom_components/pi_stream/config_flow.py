@@ -7,7 +7,7 @@ pure functions in ``stream_form.py``."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -583,7 +583,7 @@ class PiStreamOptionsFlow(OptionsFlow):
     # -- talking to the agent ----------------------------------------------------------------------------
 
     async def _async_save(
-        self, stream_id: str, config: Mapping[str, Any], form_fields: Sequence[str] | set[str]
+        self, stream_id: str, config: Mapping[str, Any], form_fields: Collection[str]
     ) -> tuple[dict[str, str], dict[str, str]]:
         """Send one stream's configuration: no errors when the agent took it, else the form errors (and
         their placeholders) of its refusal or of why it could not be asked."""
@@ -596,7 +596,7 @@ class PiStreamOptionsFlow(OptionsFlow):
         return {}, {}
 
     async def _async_check(
-        self, stream_id: str, config: Mapping[str, Any], form_fields: Sequence[str] | set[str]
+        self, stream_id: str, config: Mapping[str, Any], form_fields: Collection[str]
     ) -> tuple[dict[str, str], dict[str, str]]:
         """Ask the agent whether it would take this configuration (``POST /streams/validate``), storing
         nothing: no errors when it would, else the form errors as for a refused change."""
@@ -616,7 +616,7 @@ class PiStreamOptionsFlow(OptionsFlow):
 
 
 def _failure(
-    err: PiStreamError, stream_id: str, form_fields: Sequence[str] | set[str]
+    err: PiStreamError, stream_id: str, form_fields: Collection[str]
 ) -> tuple[dict[str, str], dict[str, str]]:
     """A failed change as form errors: the agent's problems at their fields when it refused it (its
     message when it named none), else why it could not be asked."""
