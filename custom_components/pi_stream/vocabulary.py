@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .api import PiStreamError
+
 SUPPORTED_VOCABULARY_VERSION = 1
 
 # Words whose meaning the integration acts on (each must be in the agent's vocabulary; tested).
@@ -21,38 +23,90 @@ CAUSE_STOPPED = "stopped"  # a stop asked for through the API: not a failure
 CAUSE_BUFFER_ALLOCATION = "buffer_allocation"  # camera memory exhausted: the CMA repair issue
 
 
-class VocabularyError(ValueError):
+class VocabularyError(PiStreamError, ValueError):
     """The agent's vocabulary answer is not in the published shape."""
 
 
-def _words(data: Mapping[str, Any], key: str) -> tuple[dict[str, Any], ...]:
+@dataclass(frozen=True)
+class VocabularyWord:
+    """One word the agent uses (``id``, as in its API and configuration) with its human ``name``;
+    ``properties`` holds the rest of its entry (a state's ``problem``, an input format's ``compressed`` and
+    ``fourccs``)."""
+
+    id: str
+    name: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ValueRange:
+    """A numeric limit of the agent's (``min``/``max``, and ``step`` where values come in steps)."""
+
+    min: float
+    max: float
+    step: float | None = None
+
+
+def _words(data: Mapping[str, Any], key: str) -> tuple[VocabularyWord, ...]:
     entries = data.get(key)
     if not isinstance(entries, list) or not all(
         isinstance(entry, Mapping) and isinstance(entry.get("id"), str) for entry in entries
     ):
         raise VocabularyError(f"'{key}' is not a list of words with an id")
-    return tuple(dict(entry) for entry in entries)
+    return tuple(
+        VocabularyWord(
+            entry["id"],
+            str(entry.get("name") or entry["id"]),
+            {k: v for k, v in entry.items() if k not in ("id", "name")},
+        )
+        for entry in entries
+    )
 
 
-def _names(words: tuple[dict[str, Any], ...]) -> dict[str, str]:
-    return {word["id"]: str(word.get("name") or word["id"]) for word in words}
+def _limits(data: Mapping[str, Any]) -> dict[str, ValueRange]:
+    """The ranges (``min``/``max``/``step``); scalar limits (hardware_encoder_max_width) stay in ``raw``."""
+    limits = data.get("limits")
+    if not isinstance(limits, Mapping):
+        raise VocabularyError("'limits' is not an object")
+    try:
+        return {
+            name: ValueRange(
+                float(limit["min"]),
+                float(limit["max"]),
+                None if limit.get("step") is None else float(limit["step"]),
+            )
+            for name, limit in limits.items()
+            if isinstance(limit, Mapping)
+        }
+    except (KeyError, TypeError, ValueError) as err:
+        raise VocabularyError(f"a limit is not a number range: {err!r}") from err
+
+
+def _names(words: tuple[VocabularyWord, ...]) -> dict[str, str]:
+    return {word.id: word.name for word in words}
 
 
 @dataclass(frozen=True)
 class AgentVocabulary:
-    """The parts of the agent's vocabulary the entity platforms, repairs and the logbook use, in the
-    agent's order. ``raw`` is the whole answer (forms use more of it)."""
+    """``GET /api/v1/vocabulary``, parsed once: every word and limit the agent's streams are written in, in
+    the agent's order, each with its human name. Entity platforms, repairs and the logbook use the states and
+    causes; the options flow's forms (``stream_form.py``) use the sources, patterns, formats, encoders and
+    limits. ``raw`` is the whole answer."""
 
-    stream_states: tuple[str, ...]
-    state_names: Mapping[str, str]
-    problem_states: frozenset[str]
-    cause_names: Mapping[str, str]
-    source_type_names: Mapping[str, str]
-    test_pattern_names: Mapping[str, str]
+    version: int
+    state_words: tuple[VocabularyWord, ...]
+    exit_causes: tuple[VocabularyWord, ...]
+    source_types: tuple[VocabularyWord, ...]
+    test_patterns: tuple[VocabularyWord, ...]
+    input_formats: tuple[VocabularyWord, ...]
+    encoders: tuple[VocabularyWord, ...]
+    limits: Mapping[str, ValueRange]
+    stream_id_pattern: str
+    rtsp_path_pattern: str
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> AgentVocabulary:
+    def from_json(cls, data: Any) -> AgentVocabulary:
         """Parse the answer; :class:`VocabularyError` when it is not the published shape."""
         if not isinstance(data, Mapping):
             raise VocabularyError("the answer is not an object")
@@ -61,16 +115,45 @@ class AgentVocabulary:
             raise VocabularyError(
                 f"vocabulary version {version!r}, this integration reads {SUPPORTED_VOCABULARY_VERSION}"
             )
-        states = _words(data, "stream_states")
+        if not isinstance(data.get("stream_id_pattern"), str):
+            raise VocabularyError("'stream_id_pattern' is not a string")
         return cls(
-            stream_states=tuple(state["id"] for state in states),
-            state_names=_names(states),
-            problem_states=frozenset(state["id"] for state in states if state.get("problem") is True),
-            cause_names=_names(_words(data, "exit_causes")),
-            source_type_names=_names(_words(data, "source_types")),
-            test_pattern_names=_names(_words(data, "test_patterns")),
+            version=version,
+            state_words=_words(data, "stream_states"),
+            exit_causes=_words(data, "exit_causes"),
+            source_types=_words(data, "source_types"),
+            test_patterns=_words(data, "test_patterns"),
+            input_formats=_words(data, "input_formats"),
+            encoders=_words(data, "encoders"),
+            limits=_limits(data),
+            stream_id_pattern=data["stream_id_pattern"],
+            rtsp_path_pattern=str(data.get("rtsp_path_pattern") or ""),
             raw=dict(data),
         )
+
+    @property
+    def stream_states(self) -> tuple[str, ...]:
+        return tuple(word.id for word in self.state_words)
+
+    @property
+    def state_names(self) -> dict[str, str]:
+        return _names(self.state_words)
+
+    @property
+    def problem_states(self) -> frozenset[str]:
+        return frozenset(word.id for word in self.state_words if word.properties.get("problem") is True)
+
+    @property
+    def cause_names(self) -> dict[str, str]:
+        return _names(self.exit_causes)
+
+    @property
+    def source_type_names(self) -> dict[str, str]:
+        return _names(self.source_types)
+
+    @property
+    def test_pattern_names(self) -> dict[str, str]:
+        return _names(self.test_patterns)
 
     def is_problem(self, state: object) -> bool:
         """The agent marks the states in which a stream needs attention (stalled, retrying, waiting for

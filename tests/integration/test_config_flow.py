@@ -158,9 +158,32 @@ async def test_user_flow_same_agent_again_updates_the_entry(hass: HomeAssistant,
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input(agent))
     assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "already_configured"
+    # It says what changed: the address (the token changed too, which matters less).
+    assert result["reason"] == "address_updated"
     assert dict(entry.data) == {CONF_HOST: agent.host, CONF_PORT: agent.port, CONF_TOKEN: agent.token}
     assert len(hass.config_entries.async_entries(DOMAIN)) == 1
+
+    # The same again: nothing changed, and it says only that the Pi is set up already.
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input(agent))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_user_flow_same_agent_with_a_new_token(hass: HomeAssistant, agent: AgentProcess) -> None:
+    info = await agent_info(hass, agent)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=info["name"],
+        unique_id=info["agent_id"],
+        data={CONF_HOST: agent.host, CONF_PORT: agent.port, CONF_TOKEN: "old-token"},
+    )
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input(agent))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "token_updated"
+    assert entry.data[CONF_TOKEN] == agent.token
 
 
 # -- zeroconf
@@ -205,8 +228,14 @@ async def test_zeroconf_known_agent_at_a_new_address_updates_the_entry(
         DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(agent, info["agent_id"])
     )
     assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "already_configured"
+    assert result["reason"] == "address_updated"
     assert dict(entry.data) == {CONF_HOST: "127.0.0.1", CONF_PORT: agent.port, CONF_TOKEN: agent.token}
+    # Announced again at the same address: nothing to update, and nothing said about an update.
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(agent, info["agent_id"])
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
     # The updated address is the agent's: the entry now sets up.
     assert await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.LOADED

@@ -23,14 +23,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.pi_stream.config_flow import (
-    card_formats,
-    card_rates,
-    card_resolutions,
-    csi_rates,
-    csi_resolutions,
-    source_choices,
-)
+from custom_components.pi_stream.api import PiStreamResponseError
 from custom_components.pi_stream.const import CONF_TOKEN, DOMAIN
 from custom_components.pi_stream.coordinator import PiStreamCoordinator
 from tests.integration.agent_process import AgentProcess
@@ -95,6 +88,8 @@ TEST_SETTINGS: dict[str, Any] = {
     "encoder": "auto",
     "substream": False,
 }
+# The agent's words, as GET /api/v1/vocabulary names them.
+ENCODERS = ["auto", "hardware", "software"]
 
 
 @pytest.fixture
@@ -153,9 +148,12 @@ def suggested(result: ConfigFlowResult) -> dict[str, Any]:
     }
 
 
+def selector(result: ConfigFlowResult, field: str) -> Any:
+    return next(value for key, value in result["data_schema"].schema.items() if str(key) == field)
+
+
 def options(result: ConfigFlowResult, field: str) -> list[tuple[str, str]]:
-    selector = next(value for key, value in result["data_schema"].schema.items() if str(key) == field)
-    return [(option["value"], option["label"]) for option in selector.config["options"]]
+    return [(option["value"], option["label"]) for option in selector(result, field).config["options"]]
 
 
 # -- the menu ----------------------------------------------------------------------------------------------
@@ -166,8 +164,9 @@ async def test_menu_lists_the_pis_streams(
 ) -> None:
     result = await open_menu(hass, init_integration)
     assert result["menu_options"] == ["add_stream", "edit_stream", "enable_streams", "remove_stream", "done"]
+    # Each stream by its name, its state in the agent's words.
     assert result["description_placeholders"] == {
-        "streams": "- Front door (front_door): running\n- Garage (garage): running",
+        "streams": "- Front door: Running\n- Garage: Running",
         "warnings": "",
     }
     result = await choose(hass, result, "done")
@@ -218,10 +217,11 @@ async def test_add_a_test_pattern_stream(
     device_registry: dr.DeviceRegistry,
     entity_registry: er.EntityRegistry,
 ) -> None:
+    vocabulary = await hass.async_add_executor_job(agent.request, "GET", "/vocabulary")
     result = await choose(hass, await open_menu(hass, init_integration), "add_stream")
     assert result["step_id"] == "add_stream"
-    # The simulated Pi has no camera module or card: a test pattern is what it offers.
-    assert options(result, "source") == [("test", "test")]
+    # The simulated Pi has no camera module or card: a test pattern is what it offers, by its human name.
+    assert options(result, "source") == [("test", "Test pattern")]
 
     # A bad id and an id already in use are caught before anything is sent; the form can be retried.
     result = await submit(hass, result, {"stream_id": "Porch Cam", CONF_NAME: "Porch", "source": "test"})
@@ -230,8 +230,9 @@ async def test_add_a_test_pattern_stream(
     assert result["errors"] == {"stream_id": "stream_exists"}
     result = await submit(hass, result, {"stream_id": " porch ", CONF_NAME: " Porch ", "source": "test"})
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "stream_settings"
-    assert result["description_placeholders"]["stream"] == "porch"
+    assert result["step_id"] == "pattern_settings"
+    assert result["description_placeholders"]["stream"] == "Porch"
+    # No substream fields until a substream is asked for.
     assert suggested(result) == {
         "pattern": "testsrc2",
         "width": 640,
@@ -241,16 +242,26 @@ async def test_add_a_test_pattern_stream(
         "keyframe_interval": 1.0,
         "encoder": "auto",
         "substream": False,
-        "substream_width": 320,
-        "substream_height": 180,
-        "substream_fps": 10,
-        "substream_bitrate": 250,
     }
-    assert [value for value, _ in options(result, "encoder")] == ["auto", "hardware", "software"]
+    # Patterns and encoders by the agent's names; copy needs a card, so a pattern does not offer it.
+    patterns = options(result, "pattern")
+    assert patterns == [(word["id"], word["name"]) for word in vocabulary["test_patterns"]]
+    assert all(value != label for value, label in patterns)
+    encoders = {word["id"]: word["name"] for word in vocabulary["encoders"]}
+    assert options(result, "encoder") == [(encoder, encoders[encoder]) for encoder in ENCODERS]
+    # The limits are the agent's: in the selectors and in the descriptions' placeholders.
+    width = selector(result, "width").config
+    assert (width["min"], width["max"], width["step"]) == (32, 4096, 2)
+    assert selector(result, "fps").config["max"] == vocabulary["limits"]["fps"]["max"]
+    assert selector(result, "bitrate").config["min"] == vocabulary["limits"]["bitrate_bps"]["min"] / 1000
+    placeholders = result["description_placeholders"]
+    assert (placeholders["width_min"], placeholders["width_max"]) == ("32", "4096")
+    assert (placeholders["bitrate_min"], placeholders["bitrate_max"]) == ("50", "50000")
+    assert (placeholders["keyframe_min"], placeholders["keyframe_max"]) == ("0.2", "10")
 
     result = await submit(hass, result, TEST_SETTINGS)
     assert result["type"] is FlowResultType.MENU
-    assert "- Porch (porch): " in result["description_placeholders"]["streams"]
+    assert "- Porch: " in result["description_placeholders"]["streams"]
 
     expected = {
         "id": "porch",
@@ -277,41 +288,54 @@ async def test_add_a_test_pattern_stream(
     assert er.async_entries_for_device(entity_registry, device.id)
 
 
-async def test_agent_refusal_is_shown_and_can_be_fixed(
+async def test_agent_refusal_is_shown_at_its_field_and_can_be_fixed(
     hass: HomeAssistant, agent: AgentProcess, init_integration: MockConfigEntry
 ) -> None:
     result = await choose(hass, await open_menu(hass, init_integration), "add_stream")
     result = await submit(hass, result, {"stream_id": "porch", "source": "test"})
 
-    # A substream asked for but left without its size: said before asking the agent.
-    result = await submit(hass, result, {**TEST_SETTINGS, "substream": True})
-    assert result["errors"] == {
-        "substream_width": "substream_incomplete",
-        "substream_height": "substream_incomplete",
-        "substream_fps": "substream_incomplete",
-        "substream_bitrate": "substream_incomplete",
-    }
-
-    # A substream as wide as the main stream: the agent refuses it, with its reason, at the field.
-    too_wide = {
-        **TEST_SETTINGS,
-        "substream": True,
-        "substream_width": 320,
-        "substream_height": 120,
-        "substream_fps": 5,
-        "substream_bitrate": 100,
-    }
-    result = await submit(hass, result, too_wide)
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "stream_settings"
-    assert result["errors"] == {"base": "agent_refused", "substream_width": "refused"}
-    problems = result["description_placeholders"]["problems"]
-    assert "substream.width: must be smaller than the main width (320), got 320" in problems
-    assert result["description_placeholders"]["stream"] == "porch"
-    assert suggested(result)["substream_width"] == 320  # what was typed stays
+    # An odd width: the agent says why, at the width, in a sentence; no summary above the form.
+    result = await submit(hass, result, {**TEST_SETTINGS, "width": 321, "substream": True})
+    assert result["step_id"] == "pattern_settings"
+    assert result["errors"] == {"width": "refused_width"}
+    reason = result["description_placeholders"]["refused_width"]
+    assert reason.startswith("Width must be an even number")
+    assert "streams[" not in reason and "width:" not in reason
+    assert suggested(result)["width"] == 321  # what was typed stays
     assert "porch" not in await agent_streams(hass, agent)
 
-    result = await submit(hass, result, {**too_wide, "substream_width": 160})
+    # Main settings the agent would take: the substream's own step follows, nothing is stored yet.
+    result = await submit(hass, result, {**TEST_SETTINGS, "substream": True})
+    assert result["step_id"] == "substream"
+    assert result["description_placeholders"]["main_width"] == "320"
+    # Suggested: half the main size, at most 10 fps, an eighth of its bitrate.
+    assert suggested(result) == {
+        "substream_width": 160,
+        "substream_height": 120,
+        "substream_fps": 10.0,
+        "substream_bitrate": 50,
+    }
+    assert "porch" not in await agent_streams(hass, agent)
+
+    # A substream as wide as the main stream and faster: each problem once, at its own field.
+    too_big = {"substream_width": 320, "substream_height": 120, "substream_fps": 15, "substream_bitrate": 100}
+    result = await submit(hass, result, too_big)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "substream"
+    assert result["errors"] == {
+        "substream_width": "refused_substream_width",
+        "substream_fps": "refused_substream_fps",
+    }
+    placeholders = result["description_placeholders"]
+    assert placeholders["refused_substream_width"] == (
+        "Substream width must be smaller than the main stream's width (320)."
+    )
+    assert placeholders["refused_substream_fps"].startswith("Substream frame rate must be at most")
+    assert placeholders["problems"] == ""
+    assert suggested(result)["substream_width"] == 320
+    assert "porch" not in await agent_streams(hass, agent)
+
+    result = await submit(hass, result, {**too_big, "substream_width": 160, "substream_fps": 5})
     assert result["type"] is FlowResultType.MENU
     stored = (await stored_streams(hass, agent))["porch"]
     assert stored["substream"] == {
@@ -321,6 +345,21 @@ async def test_agent_refusal_is_shown_and_can_be_fixed(
         "bitrate": 100000,
         "rtsp_path": "porch_sub",
     }
+
+
+async def test_a_problem_of_no_field_is_summed_up_above_the_form(
+    hass: HomeAssistant, agent: AgentProcess, init_integration: MockConfigEntry
+) -> None:
+    # A stream called front_door_sub would publish where front_door's substream does: a problem of its RTSP
+    # path, which the form does not show, so it is said at the top.
+    result = await choose(hass, await open_menu(hass, init_integration), "add_stream")
+    result = await submit(hass, result, {"stream_id": "front_door_sub", "source": "test"})
+    result = await submit(hass, result, TEST_SETTINGS)
+    assert result["step_id"] == "pattern_settings"
+    assert result["errors"] == {"base": "agent_refused"}
+    summary = result["description_placeholders"]["problems"]
+    assert "RTSP path is already used" in summary
+    assert "streams[" not in summary and "rtsp_path:" not in summary
 
 
 async def test_add_a_camera_module_stream(
@@ -333,7 +372,7 @@ async def test_add_a_camera_module_stream(
     assert options(result, "source") == [
         ("csi:0", "0: imx708, 4608×2592"),
         (f"v4l2:{STABLE_PATH}", f"USB Video ({STABLE_PATH})"),
-        ("test", "test"),
+        ("test", "Test pattern"),
     ]
     result = await submit(hass, result, {"stream_id": "yard", CONF_NAME: "Yard", "source": "csi:0"})
     assert result["step_id"] == "stream_settings"
@@ -344,7 +383,7 @@ async def test_add_a_camera_module_stream(
     assert ("1920x1080", "1920×1080 (≤ 56.03 fps)") in resolutions
     assert ("640x360", "640×360 (≤ 120.13 fps)") in resolutions
     assert [value for value, _ in options(result, "fps")][-1] == "120"
-    assert [value for value, _ in options(result, "encoder")] == ["auto", "hardware", "software"]
+    assert [value for value, _ in options(result, "encoder")] == ENCODERS
     assert suggested(result)["resolution"] == "1280x720"
     assert suggested(result)["fps"] == "30"
 
@@ -361,8 +400,8 @@ async def test_add_a_camera_module_stream(
     assert result["errors"] == {"resolution": "invalid_resolution", "fps": "invalid_number"}
     # Beyond the Pi 4's hardware encoder (auto picks it): the agent refuses, at the resolution.
     result = await submit(hass, result, settings)
-    assert result["errors"] == {"base": "agent_refused", "resolution": "refused"}
-    assert "takes at most 1920x1920" in result["description_placeholders"]["problems"]
+    assert result["errors"] == {"resolution": "refused_resolution"}
+    assert "1920" in result["description_placeholders"]["refused_resolution"]
     # A size typed in, rather than picked.
     result = await submit(hass, result, {**settings, "resolution": "1600 x 900"})
     assert result["type"] is FlowResultType.MENU
@@ -382,17 +421,15 @@ async def test_add_a_capture_card_stream(
 ) -> None:
     result = await choose(hass, await open_menu(hass, init_integration), "add_stream")
     result = await submit(hass, result, {"stream_id": "hdmi", "source": f"v4l2:{STABLE_PATH}"})
-    assert options(result, "input_format") == [
-        ("mjpeg", "mjpeg (Motion-JPEG)"),
-        ("yuyv422", "yuyv422 (YUYV 4:2:2)"),
-    ]
+    # The card's formats, as the agent's input formats with its names.
+    assert options(result, "input_format") == [("mjpeg", "Motion-JPEG"), ("yuyv422", "YUYV 4:2:2 (raw)")]
     assert options(result, "resolution") == [
         ("1920x1080", "1920×1080 (30, 25 fps)"),
         ("1280x720", "1280×720 (60, 30 fps)"),
         ("640x480", "640×480 (30 fps)"),
     ]
     assert [value for value, _ in options(result, "fps")] == ["60", "30", "25"]
-    assert [value for value, _ in options(result, "encoder")] == ["auto", "hardware", "software", "copy"]
+    assert [value for value, _ in options(result, "encoder")] == [*ENCODERS, "copy"]
     assert {k: suggested(result)[k] for k in ("input_format", "resolution", "fps")} == {
         "input_format": "mjpeg",
         "resolution": "1280x720",
@@ -429,17 +466,15 @@ async def test_edit_a_stream(
 ) -> None:
     result = await choose(hass, await open_menu(hass, init_integration), "edit_stream")
     assert result["step_id"] == "edit_stream"
-    assert options(result, "stream") == [
-        ("front_door", "Front door (front_door)"),
-        ("garage", "Garage (garage)"),
-    ]
+    # Streams by name; no "Front door (front_door)".
+    assert options(result, "stream") == [("front_door", "Front door"), ("garage", "Garage")]
     result = await submit(hass, result, {"stream": "front_door"})
     assert result["step_id"] == "edit_source"
-    assert result["description_placeholders"] == {"stream": "front_door"}
+    assert result["description_placeholders"] == {"stream": "Front door"}
     assert suggested(result) == {CONF_NAME: "Front door", "source": "test"}
 
     result = await submit(hass, result, {CONF_NAME: "Front porch", "source": "test"})
-    assert result["step_id"] == "stream_settings"
+    assert result["step_id"] == "pattern_settings"
     # The form starts from the stream's configuration.
     assert suggested(result) == {
         "pattern": "testsrc2",
@@ -450,6 +485,12 @@ async def test_edit_a_stream(
         "keyframe_interval": 1.0,
         "encoder": "auto",
         "substream": True,
+    }
+    result = await submit(
+        hass, result, {**TEST_SETTINGS, "pattern": "testsrc", "fps": 8, "bitrate": 250, "substream": True}
+    )
+    assert result["step_id"] == "substream"
+    assert suggested(result) == {
         "substream_width": 160,
         "substream_height": 120,
         "substream_fps": 5.0,
@@ -458,17 +499,7 @@ async def test_edit_a_stream(
     result = await submit(
         hass,
         result,
-        {
-            **TEST_SETTINGS,
-            "pattern": "testsrc",
-            "fps": 8,
-            "bitrate": 250,
-            "substream": True,
-            "substream_width": 192,
-            "substream_height": 144,
-            "substream_fps": 4,
-            "substream_bitrate": 80,
-        },
+        {"substream_width": 192, "substream_height": 144, "substream_fps": 4, "substream_bitrate": 80},
     )
     assert result["type"] is FlowResultType.MENU
     expected = {
@@ -505,6 +536,7 @@ async def test_edit_moves_a_stream_to_a_camera_and_drops_its_substream(
     result = await choose(hass, await open_menu(hass, init_integration), "edit_stream")
     result = await submit(hass, result, {"stream": "front_door"})
     result = await submit(hass, result, {"source": "csi:0"})  # name cleared: the id is shown
+    assert result["description_placeholders"]["stream"] == "front_door"
     # The current size and rate are kept where the camera allows them (320x240 is no listed size).
     assert suggested(result)["resolution"] == "320x240"
     assert options(result, "resolution")[0] == ("320x240", "320×240")
@@ -545,14 +577,17 @@ async def test_edit_a_stream_whose_device_is_gone(
         "encoder": "software",
     }
     await hass.async_add_executor_job(agent.request, "PUT", "/streams/hdmi", card)
+    vocabulary = await hass.async_add_executor_job(agent.request, "GET", "/vocabulary")
     with patch.object(coordinator.client, "devices", return_value=NO_DEVICES):
         result = await choose(hass, await open_menu(hass, init_integration), "edit_stream")
         result = await submit(hass, result, {"stream": "hdmi"})
         assert options(result, "source")[0] == ("v4l2:usb-534d_USB_Video", "usb-534d_USB_Video")
         assert suggested(result)["source"] == "v4l2:usb-534d_USB_Video"
         result = await submit(hass, result, {"source": "v4l2:usb-534d_USB_Video"})
-    # Without the card's listing: its current format and size, and common choices.
-    assert [value for value, _ in options(result, "input_format")] == ["uyvy422", "mjpeg", "h264", "yuyv422"]
+    # Without the card's listing: every input format the agent knows, and common sizes and rates.
+    assert options(result, "input_format") == [
+        (word["id"], word["name"]) for word in vocabulary["input_formats"]
+    ]
     assert suggested(result)["input_format"] == "uyvy422"
     assert ("1920x1080", "1920×1080") in options(result, "resolution")
     assert suggested(result)["resolution"] == "1280x720"
@@ -590,6 +625,7 @@ async def test_disable_and_enable_streams(
     assert result["step_id"] == "enable_streams"
     key = next(iter(result["data_schema"].schema))
     assert key.default() == ["front_door", "garage"]
+    assert options(result, "enabled_streams") == [("front_door", "Front door"), ("garage", "Garage")]
 
     result = await submit(hass, result, {"enabled_streams": ["front_door"]})
     assert result["type"] is FlowResultType.MENU
@@ -626,11 +662,15 @@ async def test_remove_a_stream_and_its_device(
     entity_ids = [e.entity_id for e in er.async_entries_for_device(entity_registry, device.id)]
     result = await choose(hass, await open_menu(hass, init_integration), "remove_stream")
     assert result["step_id"] == "remove_stream"
-    assert options(result, "stream") == [
-        ("front_door", "Front door (front_door)"),
-        ("garage", "Garage (garage)"),
-    ]
+    assert options(result, "stream") == [("front_door", "Front door"), ("garage", "Garage")]
+    # Choosing is not removing: the next step names the stream and asks first.
     result = await submit(hass, result, {"stream": "garage"})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "confirm_remove"
+    assert result["description_placeholders"] == {"stream": "Garage"}
+    assert "garage" in await agent_streams(hass, agent)
+
+    result = await submit(hass, result, {})
     assert result["type"] is FlowResultType.MENU
     assert result["menu_options"] == ["add_stream", "edit_stream", "enable_streams", "remove_stream", "done"]
     assert "garage" not in await agent_streams(hass, agent)
@@ -656,10 +696,11 @@ async def test_remove_a_stream_already_removed_elsewhere(
     hass: HomeAssistant, agent: AgentProcess, init_integration: MockConfigEntry
 ) -> None:
     result = await choose(hass, await open_menu(hass, init_integration), "remove_stream")
-    await hass.async_add_executor_job(agent.request, "DELETE", "/streams/garage")
     result = await submit(hass, result, {"stream": "garage"})
+    await hass.async_add_executor_job(agent.request, "DELETE", "/streams/garage")
+    result = await submit(hass, result, {})
     assert result["type"] is FlowResultType.MENU
-    assert "garage" not in result["description_placeholders"]["streams"]
+    assert "Garage" not in result["description_placeholders"]["streams"]
 
 
 # -- the agent goes away while a form is open
@@ -670,17 +711,32 @@ async def test_changes_while_the_agent_is_down_can_be_retried(
 ) -> None:
     settings = await choose(hass, await open_menu(hass, init_integration), "add_stream")
     settings = await submit(hass, settings, {"stream_id": "porch", "source": "test"})
+    substream = await choose(hass, await open_menu(hass, init_integration), "add_stream")
+    substream = await submit(hass, substream, {"stream_id": "yard", "source": "test"})
+    substream = await submit(hass, substream, {**TEST_SETTINGS, "substream": True})
+    assert substream["step_id"] == "substream"
     toggles = await choose(hass, await open_menu(hass, init_integration), "enable_streams")
     removal = await choose(hass, await open_menu(hass, init_integration), "remove_stream")
+    removal = await submit(hass, removal, {"stream": "front_door"})
+    sub_settings = {
+        "substream_width": 160,
+        "substream_height": 120,
+        "substream_fps": 5,
+        "substream_bitrate": 80,
+    }
 
     await hass.async_add_executor_job(agent.stop)
+    checked = await submit(hass, settings, {**TEST_SETTINGS, "substream": True})
     settings = await submit(hass, settings, TEST_SETTINGS)
+    substream = await submit(hass, substream, sub_settings)
     toggles = await submit(hass, toggles, {"enabled_streams": ["front_door"]})
-    removal = await submit(hass, removal, {"stream": "front_door"})
+    removal = await submit(hass, removal, {})
     for result, step in (
-        (settings, "stream_settings"),
+        (checked, "pattern_settings"),
+        (settings, "pattern_settings"),
+        (substream, "substream"),
         (toggles, "enable_streams"),
-        (removal, "remove_stream"),
+        (removal, "confirm_remove"),
     ):
         assert result["type"] is FlowResultType.FORM
         assert result["step_id"] == step
@@ -689,45 +745,33 @@ async def test_changes_while_the_agent_is_down_can_be_retried(
 
     await hass.async_add_executor_job(agent.start)
     assert (await submit(hass, settings, TEST_SETTINGS))["type"] is FlowResultType.MENU
+    assert (await submit(hass, substream, sub_settings))["type"] is FlowResultType.MENU
     assert (await submit(hass, toggles, {"enabled_streams": ["front_door"]}))["type"] is FlowResultType.MENU
-    assert (await submit(hass, removal, {"stream": "front_door"}))["type"] is FlowResultType.MENU
+    assert (await submit(hass, removal, {}))["type"] is FlowResultType.MENU
     stored = await stored_streams(hass, agent)
-    assert set(stored) == {"garage", "porch"}
+    assert set(stored) == {"garage", "porch", "yard"}
     assert stored["garage"]["enabled"] is False
+    assert stored["yard"]["substream"]["width"] == 160
 
 
-# -- choices built from the devices document
-
-
-def test_source_choices_match_a_stream_named_by_id_path_or_node() -> None:
-    by_id_path = {"type": "csi", "camera": IMX708["id_path"]}
-    by_node = {"type": "v4l2", "device": "/dev/video2"}
-    by_id = {"type": "v4l2", "device": "usb-534d_USB_Video"}
-    for current in (by_id_path, by_node, by_id):
-        # Already offered under its listed name: not added a second time.
-        assert len(source_choices(DEVICES, current)) == 3
-    missing_camera = source_choices(DEVICES, {"type": "csi", "camera": 1})
-    assert [c.value for c in missing_camera] == ["csi:1", "csi:0", f"v4l2:{STABLE_PATH}", "test"]
-    assert missing_camera[0].source == {"type": "csi", "camera": 1}
-    assert missing_camera[0].device is None
-
-
-def test_choices_for_devices_that_report_little() -> None:
-    # A 2021 camera listing has no frame rates; a card found by sysfs alone has no formats.
-    camera = {
-        "index": 0,
-        "model": "ov5647",
-        "modes": [{"width": 1296, "height": 972}, {"width": 640, "height": 480}],
-    }
-    assert csi_resolutions(camera)[0] == {"value": "1296x972", "label": "1296×972"}
-    assert ("1920x1080") not in [option["value"] for option in csi_resolutions(camera)]
-    assert [option["value"] for option in csi_rates(camera)][-1] == "120"
-    card = {
-        "id": "usb-1",
-        "name": "Cam",
-        "formats": [{"fourcc": "XXXX", "sizes": [{"width": 640, "height": 480}]}],
-    }
-    assert card_formats(card) == []
-    assert card_resolutions(card) == [{"value": "640x480", "label": "640×480"}]
-    assert card_rates(card) == []
-    assert [c.label for c in source_choices({"capture_devices": [card]})] == ["Cam (usb-1)", "test"]
+async def test_refusals_of_no_form_field_are_said_at_the_top(
+    hass: HomeAssistant,
+    agent: AgentProcess,
+    init_integration: MockConfigEntry,
+    coordinator: PiStreamCoordinator,
+) -> None:
+    """A toggle or a removal the agent refuses (its storage full, say) shows the agent's own message."""
+    refused = PiStreamResponseError(507, "storage_full", "The Pi's storage is full; nothing was changed.")
+    toggles = await choose(hass, await open_menu(hass, init_integration), "enable_streams")
+    removal = await choose(hass, await open_menu(hass, init_integration), "remove_stream")
+    removal = await submit(hass, removal, {"stream": "garage"})
+    with (
+        patch.object(coordinator.client, "put_stream", side_effect=refused),
+        patch.object(coordinator.client, "delete_stream", side_effect=refused),
+    ):
+        toggles = await submit(hass, toggles, {"enabled_streams": ["front_door"]})
+        removal = await submit(hass, removal, {})
+    for result in (toggles, removal):
+        assert result["errors"] == {"base": "agent_refused"}
+        assert result["description_placeholders"]["problems"] == refused.message
+    assert set(await agent_streams(hass, agent)) == {"front_door", "garage"}

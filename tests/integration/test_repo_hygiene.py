@@ -212,6 +212,15 @@ def functions(module: ast.Module, name: str) -> list[ast.AsyncFunctionDef | ast.
     ]
 
 
+# The config and options flows, and the pure form logic they show (its schemas and error keys).
+FLOW_MODULES = ("config_flow.py", "stream_form.py")
+
+
+def flow_nodes() -> Iterator[ast.AST]:
+    for name in FLOW_MODULES:
+        yield from ast.walk(tree(PACKAGE / name))
+
+
 def platform_modules() -> list[Path]:
     return [path for path in sorted(PACKAGE.glob("*.py")) if path.stem in PLATFORM_NAMES]
 
@@ -496,13 +505,13 @@ def test_every_flow_field_has_a_data_description() -> None:
 
 
 def test_every_schema_field_of_the_flows_is_translated() -> None:
-    """Each ``vol.Required``/``vol.Optional`` key in config_flow.py is a ``data`` field of some step."""
+    """Each ``vol.Required``/``vol.Optional`` key of the flows' modules is a ``data`` field of some step."""
     fields: set[str] = set()
     for section in ("config", "options"):
         for step in en().get(section, {}).get("step", {}).values():
             fields |= set(step.get("data", {}))
     missing = []
-    for node in ast.walk(tree(PACKAGE / "config_flow.py")):
+    for node in flow_nodes():
         if isinstance(node, ast.Call) and call_name(node) in {"Required", "Optional"} and node.args:
             key = resolve(node.args[0])
             if key is None:
@@ -518,7 +527,7 @@ def test_flow_errors_and_aborts_are_translated() -> None:
     known_errors = set(config.get("error", {})) | set(options.get("error", {}))
     known_aborts = set(config.get("abort", {})) | set(options.get("abort", {}))
     errors, aborts = set(), set()
-    for node in ast.walk(tree(PACKAGE / "config_flow.py")):
+    for node in flow_nodes():
         # errors[...] = "key"
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Subscript):
             subscript = node.targets[0]
