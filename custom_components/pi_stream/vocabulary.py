@@ -26,6 +26,9 @@ CAUSE_BUFFER_ALLOCATION = "buffer_allocation"  # camera memory exhausted: the CM
 class VocabularyError(PiStreamError, ValueError):
     """The agent's vocabulary answer is not in the published shape."""
 
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"unexpected vocabulary from the agent: {problem}")
+
 
 @dataclass(frozen=True)
 class VocabularyWord:

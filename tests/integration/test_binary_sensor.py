@@ -34,6 +34,7 @@ from custom_components.pi_stream.binary_sensor import (
     under_voltage,
 )
 from custom_components.pi_stream.coordinator import AgentState, PiStreamCoordinator
+from custom_components.pi_stream.vocabulary import VocabularyWord
 from tests.integration.stable_agent import (
     StableAgentProcess,
     publisher_pids,
@@ -260,7 +261,9 @@ def test_stream_problem_states(stream_state: str) -> None:
 
 def test_the_problem_flag_follows_the_agents_mark() -> None:
     # A new word the agent marks as a problem is one without any change here.
-    vocabulary = replace(agent_vocabulary(), problem_states=frozenset({"overheated"}))
+    base = agent_vocabulary()
+    overheated = VocabularyWord("overheated", "Overheated", {"problem": True})
+    vocabulary = replace(base, state_words=(*base.state_words, overheated))
     state = replace(_state(streams={"garage": {"state": "overheated"}}), vocabulary=vocabulary)
     assert stream_problem(state, "garage") is True
 
