@@ -157,7 +157,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await viewer.start(session)
                 await viewer.wait_growth(time.time(), 60)
                 for number in range(1, args.restarts + 1):
-                    await viewer.wait_growth(time.time(), 30)  # the picture moves before each restart
+                    await viewer.wait_growth(time.time(), 120)  # the picture moves before each restart
                     pressed = time.time()
                     await agent.request(session, "POST", f"/streams/{STREAM['id']}/restart")
                     try:
