@@ -566,8 +566,13 @@ async def async_setup_entry(
 
 
 def stream_sensors(coordinator: PiStreamCoordinator, stream_id: str) -> list[PiStreamStreamSensor]:
-    """A stream's sensors; the state enum's options are the stream states the agent publishes."""
+    """A stream's sensors; the state enum's options are the stream states the agent publishes.
+
+    A stream passed through untouched (``encoding: copy``) gets no Bitrate sensor: the agent measures the
+    bitrate of what it encodes or relays from a camera, and has no figure for a pass-through (docs/api.md),
+    so that sensor could never have a value."""
     states = list(coordinator.data.vocabulary.stream_states)
+    passed_through = coordinator.data.streams.get(stream_id, {}).get("encoding") == "copy"
     return [
         PiStreamStreamSensor(
             coordinator,
@@ -577,4 +582,5 @@ def stream_sensors(coordinator: PiStreamCoordinator, stream_id: str) -> list[PiS
             else description,
         )
         for description in STREAM_SENSORS
+        if not (passed_through and description.key == "bitrate")
     ]

@@ -388,3 +388,26 @@ async def test_requested_restarts_are_counted(
     assert after.state == before.state == str(garage["restart_count"])
     assert after.attributes["requested_restarts"] == garage["requested_restart_count"]
     assert after.attributes["restarts_by_cause"] == garage["restarts_by_cause"]
+
+
+def test_a_passed_through_stream_has_no_bitrate_sensor() -> None:
+    """The agent has no bitrate for a stream it passes through untouched (encoding copy): no sensor that
+    could never have a value. Streams it encodes or relays get one."""
+    from types import SimpleNamespace
+
+    from custom_components.pi_stream.api import AgentInfo
+    from custom_components.pi_stream.sensor import stream_sensors
+
+    info = AgentInfo.from_json({"agent_id": "pi", "name": "Pi", "version": "0.1.0", "api_version": 1})
+    state = replace(
+        _state({}, card={"encoding": "copy", "name": "Card"}, cam={"encoding": "hardware", "name": "Cam"}),
+        info=info,
+    )
+    coordinator = SimpleNamespace(data=state, last_update_success=True)
+    keys = {
+        stream_id: {sensor.entity_description.key for sensor in stream_sensors(coordinator, stream_id)}  # type: ignore[arg-type]
+        for stream_id in ("card", "cam")
+    }
+    assert "bitrate" in keys["cam"]
+    assert "bitrate" not in keys["card"]
+    assert keys["cam"] - keys["card"] == {"bitrate"}
