@@ -29,7 +29,8 @@ from pi_stream_agent.fsutil import remove_write_leftovers
 from pi_stream_agent.identity import stable_agent_id
 from pi_stream_agent.rootfs import Root
 from pi_stream_agent.soc import hardware_h264_encoder
-from pi_stream_agent.streams.manager import Platform, StreamManager
+from pi_stream_agent.streams.manager import StreamManager
+from pi_stream_agent.streams.platform import Platform
 from pi_stream_agent.streams.rtsp_server import RtspServerSupervisor
 from pi_stream_agent.streams.store import StreamStore
 from pi_stream_agent.telemetry.meminfo import read_cma
@@ -193,6 +194,7 @@ class Agent:
                 devices=self.registry.to_json,
                 board=self._board_facts,
                 processes=self.stack.processes,
+                root=root,
                 cma=lambda: read_cma(root),  # the telemetry's one CMA reader
                 simulated=config.simulate,
             ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 

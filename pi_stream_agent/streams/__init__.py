@@ -21,11 +21,14 @@ Configuration
 Running
 ``manager.py``      :class:`StreamManager` — all streams of the agent: one supervisor each, config changes
                     (validated, stored, only changed streams restarted), hot-plug routing, status with URLs,
-                    stats for the telemetry sample; the board/devices/CMA/process usage come from the
-                    :class:`~.manager.Platform` the agent gives it.
+                    stats for the telemetry sample; the Pi's side of things comes from the
+                    :class:`~.platform.Platform` the agent gives it.
+``platform.py``     :class:`Platform` — this Pi as the streams see it: devices, board, CMA, process tracking,
+                    and what follows from them (a stream's device node, whether its card is plugged in, its
+                    camera index, the environment its pipeline is built in).
 ``supervisor.py``   :class:`StreamSupervisor` per stream: the state machine (pre-flight, spawn, watch, stall
-                    detection judged by what ffmpeg wrote, classify the exit, back off or wait for the device),
-                    every command acted on, and the stream's stats (fps, bitrate, restarts by cause).
+                    detection judged by what ffmpeg wrote, classify the exit, back off or wait for the
+                    device), every command acted on, and the stream's stats (fps, bitrate, restarts by cause).
 ``pipelines.py``    :func:`build_pipeline` — a StreamConfig + :class:`~.model.PublishEnvironment` → a
                     :class:`~.model.PipelineSpec`: argument lists only, never a shell.
 ``fonts.py``        the font the test patterns' clock is drawn with (looked up once, no program run).
@@ -36,8 +39,8 @@ Running
                     environment marker so a later agent can find leftovers, stderr into a LogRing,
                     ``-progress`` parsed into :class:`~.model.Progress`; stop = SIGTERM to the group, SIGKILL
                     after a timeout; every child reaped. Also :func:`kill_leftovers`.
-``progress.py``     pure: ffmpeg's ``-progress`` blocks and ``-vstats`` frame sizes → :class:`~.model.Progress`
-                    (frames, fps, the bitrate the agent measures).
+``progress.py``     pure: ffmpeg's ``-progress`` blocks and ``-vstats`` frame sizes →
+                    :class:`~.model.Progress` (frames, fps, the bitrate the agent measures).
 ``causes.py``       pure: exit codes/signals + last log lines → :class:`~.model.ExitCause`.
 ``preflight.py``    before a (re)start: device present, RTSP server reachable, enough CMA (read through the
                     telemetry's reader, which the agent wires in: streams never read /proc/meminfo).

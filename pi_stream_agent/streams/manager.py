@@ -12,24 +12,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from dataclasses import replace
+from typing import Any
 
 from pi_stream_agent.events import Event, EventBus
 from pi_stream_agent.rootfs import Root
-from pi_stream_agent.streams.fit import find_capture_device, find_csi_camera, validate_streams
+from pi_stream_agent.streams.fit import validate_streams
 from pi_stream_agent.streams.model import (
-    CmaReader,
     PipelineSpec,
     PreflightResult,
-    PublishEnvironment,
     RtspSettings,
     StreamConfig,
     StreamState,
     ToolPaths,
 )
 from pi_stream_agent.streams.pipelines import build_pipeline
+from pi_stream_agent.streams.platform import Platform
 from pi_stream_agent.streams.preflight import check_rtsp, preflight
 from pi_stream_agent.streams.problems import Problem, StreamConfigError
 from pi_stream_agent.streams.process import kill_leftovers
@@ -38,33 +36,13 @@ from pi_stream_agent.streams.serialize import to_json
 from pi_stream_agent.streams.snapshot import Snapshot, SnapshotService
 from pi_stream_agent.streams.store import StreamNotFoundError, StreamStore
 from pi_stream_agent.streams.supervisor import StreamSupervisor, SupervisorHooks, SupervisorSettings
-from pi_stream_agent.streams.urls import read_url
+from pi_stream_agent.streams.urls import local_read_url, read_urls
 
 _LOGGER = logging.getLogger(__name__)
 
 
-class ProcessTracker(Protocol):
-    """Where publishers are reported for CPU/RSS (the telemetry's process watch, wired by the agent)."""
-
-    def track(self, name: str, pid: int) -> None: ...
-
-    def untrack(self, name: str) -> None: ...
-
-
 class UnknownStreamError(KeyError):
     """No stream with that id."""
-
-
-@dataclass(frozen=True)
-class Platform:
-    """The one view of this Pi the manager is given (the agent wires it): devices and board, refreshed on
-    demand, CMA, and where publishers are reported for CPU/RSS."""
-
-    devices: Callable[[], dict[str, Any]]  # GET /devices JSON (kept current by hot-plug)
-    board: Callable[[], dict[str, Any]]  # hardware_h264_encoder, camera_buffers_from_cma, soc
-    processes: ProcessTracker
-    cma: CmaReader = lambda: (None, None)  # (CmaFree, CmaTotal): the telemetry's reader
-    simulated: bool = False
 
 
 class StreamManager:
@@ -131,7 +109,7 @@ class StreamManager:
         return SupervisorHooks(
             build_spec=self._build_spec,
             preflight=self._preflight,
-            device_present=self._device_present,
+            device_present=self._platform.device_present,
             rtsp_reachable=self._rtsp_reachable,
             cma_free_bytes=self._cma_free_bytes,
             on_pids=self._track,
@@ -142,47 +120,11 @@ class StreamManager:
 
     # -- hooks -------------------------------------------------------------------------------------------
 
-    def _device_path(self, config: StreamConfig) -> str | None:
-        if config.source.kind != "v4l2" or config.source.device is None:
-            return None
-        found = find_capture_device(self._platform.devices(), config.source.device)
-        if found is not None:
-            return str(found.get("stable_path") or found["path"])
-        return config.source.device if config.source.device.startswith("/") else None
-
-    def _device_present(self, config: StreamConfig) -> bool:
-        if config.source.kind != "v4l2":
-            return True  # CSI cameras and test patterns do not come and go
-        if config.source.device and find_capture_device(self._platform.devices(), config.source.device):
-            return True
-        path = self._device_path(config)
-        return path is not None and self._root.path(path).exists()
-
     def _build_spec(self, config: StreamConfig) -> PipelineSpec:
-        board = self._platform.board()
-        if config.source.kind == "csi" and isinstance(config.source.camera, str):
-            # rpicam-vid's --camera takes an index; the config may name the camera by its libcamera id
-            # (stable when a second camera is added), so look the index up in the current listing.
-            camera = find_csi_camera(self._platform.devices(), config.source.camera)
-            if camera is None:
-                raise ValueError(
-                    f"camera {config.source.camera!r} is not connected (rpicam-hello --list-cameras)"
-                )
-            config = replace(config, source=replace(config.source, camera=int(camera["index"])))
-        device_path = self._device_path(config)
-        env = PublishEnvironment(
-            rtsp=self._rtsp,
-            # A simulated Pi's encoder exists only on paper: the host encodes in software.
-            hardware_h264_encoder=bool(board.get("hardware_h264_encoder")) and not self._platform.simulated,
-            soc=board.get("soc"),
-            # The publisher opens the node below the root (a fixture tree in tests); the spec keeps the
-            # path as the Pi sees it, for pre-flight checks and messages.
-            device_path=str(self._root.path(device_path))
-            if device_path and not self._root.is_real
-            else device_path,
-            tools=self._tools,
-        )
+        config, env = self._platform.publish_environment(config, self._rtsp, self._tools)
         spec = build_pipeline(config, env)
+        # The spec keeps the device path as the Pi sees it, for pre-flight checks and messages.
+        device_path = self._platform.device_path(config)
         return replace(spec, device_path=device_path) if spec.device_path else spec
 
     async def _preflight(self, config: StreamConfig, spec: PipelineSpec) -> PreflightResult:
@@ -244,9 +186,7 @@ class StreamManager:
         config = supervisor.config
         status = supervisor.status()
         spec = supervisor.spec
-        urls = {"main": read_url(config, self._rtsp, reader_host)}
-        if config.substream is not None:
-            urls["sub"] = read_url(config, self._rtsp, reader_host, substream=True)
+        urls = read_urls(config, self._rtsp, reader_host)
         status.update(
             {
                 "config": to_json(config),
@@ -283,11 +223,7 @@ class StreamManager:
 
     async def snapshot(self, stream_id: str, *, max_age_s: float | None = None) -> Snapshot:
         config = self._supervisor(stream_id).config
-        # The agent reads its own RTSP server locally: the read base if one is set, else the publish base.
-        local = self._rtsp.read_url or self._rtsp.publish_url
-        host = urlsplit(local).hostname
-        url = read_url(config, self._rtsp, host or "127.0.0.1")
-        return await self.snapshots.get(stream_id, url, max_age_s=max_age_s)
+        return await self.snapshots.get(stream_id, local_read_url(config, self._rtsp), max_age_s=max_age_s)
 
     # -- commands ----------------------------------------------------------------------------------------
 

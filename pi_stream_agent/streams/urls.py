@@ -92,6 +92,21 @@ def read_url(stream: StreamConfig, rtsp: RtspSettings, host: str, *, substream: 
     return with_credentials(url, rtsp.read_username, rtsp.read_password)
 
 
+def read_urls(stream: StreamConfig, rtsp: RtspSettings, host: str) -> dict[str, str]:
+    """The ``urls`` of a stream's status: ``main``, and ``sub`` with a substream (see :func:`read_url`)."""
+    urls = {"main": read_url(stream, rtsp, host)}
+    if stream.substream is not None:
+        urls["sub"] = read_url(stream, rtsp, host, substream=True)
+    return urls
+
+
+def local_read_url(stream: StreamConfig, rtsp: RtspSettings) -> str:
+    """Where the agent itself reads its own RTSP server (snapshots): the read base if one is set, else the
+    publish base, on the host those name."""
+    host = urlsplit(rtsp.read_url or rtsp.publish_url).hostname
+    return read_url(stream, rtsp, host or "127.0.0.1")
+
+
 # ------------------------------------------------------------------------------------ hiding credentials
 
 # Greedy up to the last "@" before the first "/" or blank, so a password with a raw "@" is hidden whole.
