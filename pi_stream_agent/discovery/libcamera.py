@@ -73,6 +73,10 @@ class CsiCamera:
     bayer: str | None = None
     id_path: str | None = None
     modes: list[Mode] = field(default_factory=list)
+    # libcamera controls from ``--list-cameras -v``, in the API's JSON form:
+    # ``{"AfMode": {"min": 0, "max": 2}, "HdrMode": {"min": 0, "max": 4}}`` (numbers as numbers,
+    # true/false as booleans, raw text where a range is not numeric). Empty when not listed.
+    controls: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def is_usb(self) -> bool:
@@ -91,6 +95,7 @@ class CsiCamera:
             "bayer": self.bayer,
             "id_path": self.id_path,
             "modes": [mode.to_json() for mode in self.modes],
+            "controls": self.controls,
         }
 
 

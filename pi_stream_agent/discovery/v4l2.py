@@ -171,6 +171,10 @@ class CaptureDevice:
     stable_path: str | None
     driver: str | None
     formats: list[Format] = field(default_factory=list)
+    # V4L2 controls from ``v4l2-ctl --list-ctrls-menus``, in the API's JSON form:
+    # ``{"brightness": {"type": "int", "min": -64, "max": 64, "step": 1, "default": 0, "value": 0,
+    # "flags": [], "menu": {}}}`` (keys absent when the tool did not print them). Empty when not read.
+    controls: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -181,6 +185,7 @@ class CaptureDevice:
             "stable_path": self.stable_path,
             "driver": self.driver,
             "formats": [fmt.to_json() for fmt in self.formats],
+            "controls": self.controls,
         }
 
 

@@ -143,6 +143,8 @@ def test_json_shape() -> None:
                 "crop": {"x": 0, "y": 0, "width": 4608, "height": 2592},
             },
         ],
+        # Plain --list-cameras (without -v) lists no controls.
+        "controls": {},
     }
 
 

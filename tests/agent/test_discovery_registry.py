@@ -84,6 +84,7 @@ PI5_CARD_JSON: dict[str, Any] = {
             ],
         },
     ],
+    "controls": {},
 }
 
 

@@ -403,6 +403,7 @@ def test_pi4_tree_offers_only_the_usb_card(tree: FixtureTree) -> None:
             "stable_path": "/dev/v4l/by-id/usb-534d_USB_Video-video-index0",
             "driver": "uvcvideo",
             "formats": [],
+            "controls": {},
         }
     ]
     assert result.hardware_encoder.to_json() == {
