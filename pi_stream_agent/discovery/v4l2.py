@@ -12,8 +12,9 @@ Three layers, as everywhere in the agent:
   metadata-only node is dropped).
 * **Enumeration** from a :class:`~pi_stream_agent.rootfs.Root`: sysfs ``sys/class/video4linux/videoN``
   (``name``, ``index``, ``device`` link → bus, driver, USB identity) and ``dev/v4l/by-id`` symlinks, then
-  ``v4l2-ctl`` (an argument list with a timeout) for formats and, only where sysfs says nothing, for bus
-  info. Blocking: run :meth:`V4l2Scanner.scan` in an executor.
+  ``v4l2-ctl`` (an argument list with a timeout) for formats and controls (one run per USB node:
+  ``--info --list-ctrls-menus --list-formats-ext``; controls parsed by :mod:`.v4l2_controls`) and, only where
+  sysfs says nothing, for bus info. Blocking: run :meth:`V4l2Scanner.scan` in an executor.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pi_stream_agent.discovery.v4l2_controls import parse_list_ctrls_menus
 from pi_stream_agent.rootfs import Root, describe_os_error
 
 # ---------------------------------------------------------------------------------------------------------
@@ -691,11 +693,12 @@ def nodes_from_listing(root: Root, listing: Sequence[ListedDevice]) -> list[Vide
 
 @dataclass
 class _Probe:
-    """What ``v4l2-ctl -d <node> --info --list-formats-ext`` said about one node."""
+    """What ``v4l2-ctl -d <node> --info --list-ctrls-menus --list-formats-ext`` said about one node."""
 
     info: DriverInfo
     formats: list[Format] | None  # None: the tool did not run or printed no format list
     reason: str | None
+    controls: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class V4l2Scanner:
@@ -758,6 +761,7 @@ class V4l2Scanner:
                     stable_path=stable.get(node.node),
                     driver=node.driver or probe.info.driver,
                     formats=[f for f in probe.formats or [] if f.buffer_type in CAPTURE_BUFFER_TYPES],
+                    controls=probe.controls,
                 )
             )
         if format_reasons:
@@ -768,7 +772,7 @@ class V4l2Scanner:
     def _missing_tool_reason(self) -> str:
         if not self._tool:
             return "formats not read: v4l2-ctl use is disabled"
-        return f"{self._tool} not found on PATH (install v4l-utils for formats and bus info)"
+        return f"{self._tool} not found on PATH (install v4l-utils for formats, controls and bus info)"
 
     def _fill_from_listing(
         self, nodes: list[VideoNode], sysfs_missing: bool, tool_path: str | None
@@ -788,10 +792,27 @@ class V4l2Scanner:
         return nodes, listed.reason
 
     def _probe(self, node: VideoNode, tool_path: str) -> _Probe:
+        # One process answers all three (a Pi Zero pays one fork per card, not three); v4l2-ctl prints
+        # them in this order: driver info, controls, formats.
         device = str(self._root.path(node.path))
-        ran = run_tool([tool_path, "-d", device, "--info", "--list-formats-ext"], self._timeout_s)
+        argv = [tool_path, "-d", device, "--info", "--list-ctrls-menus", "--list-formats-ext"]
+        ran = run_tool(argv, self._timeout_s)
         formats = parse_list_formats_ext(ran.stdout) if "VIDIOC_ENUM_FMT" in ran.stdout else None
-        return _Probe(parse_v4l2_info(ran.stdout), formats, ran.reason)
+        return _Probe(parse_v4l2_info(ran.stdout), formats, ran.reason, parse_list_ctrls_menus(ran.stdout))
+
+    def read_controls(self, path: str) -> tuple[dict[str, dict[str, Any]] | None, str | None]:
+        """One device's controls now (``v4l2-ctl -d <path> --list-ctrls-menus``, one process), for
+        re-reading current values after a change. ``(None, reason)`` when the tool is missing or failed
+        without printing any control. Blocking: call from an executor."""
+        tool_path = resolve_tool(self._tool) if self._tool else None
+        if tool_path is None:
+            return None, self._missing_tool_reason()
+        device = str(self._root.path(path))
+        ran = run_tool([tool_path, "-d", device, "--list-ctrls-menus"], self._timeout_s)
+        controls = parse_list_ctrls_menus(ran.stdout)
+        if ran.reason is not None and not controls:
+            return None, ran.reason
+        return controls, ran.reason
 
     @staticmethod
     def _captures_video(node: VideoNode, probe: _Probe) -> bool:
