@@ -3,6 +3,8 @@ read by the CSI reader, the V4L2 scan and DeviceRegistry.read_controls through s
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,8 @@ from pi_stream_agent.discovery.v4l2_controls import parse_list_ctrls_menus
 from pi_stream_agent.events import EventBus
 from pi_stream_agent.rootfs import Root
 from tests.agent.helpers import FixtureTree, fixture_text
-from tests.agent.pi_trees import build_pi5_with_card, install_standins
+from tests.agent.pi_trees import build_pi4_with_card, build_pi5_with_card, install_standins
+from tests.agent.test_cli import EXIT_OK, run_cli
 from tests.agent.test_discovery_v4l2 import CARD_FORMATS, META_FORMATS
 
 IMX708_V = "v4l2/list_cameras_v_pi5_imx708_af_indiallsky.txt"
@@ -315,3 +318,45 @@ async def test_read_controls_rereads_one_device(tree: FixtureTree, v4l2_data: Pa
         assert reason.endswith(f"exited with status 1: Cannot open device {tree.base}/dev/video0, exiting.")
     finally:
         await registry.stop()
+
+
+# --- the devices command with tools from PATH (the contract checks use) ------------------------------------
+
+
+def test_devices_command_runs_tools_from_path_below_a_root(tree: FixtureTree, tmp_path: Path) -> None:
+    """``devices --root DIR --tools-from-path``: recorded outputs stand in for rpicam-hello and v4l2-ctl; the
+    JSON carries each camera's controls. Without the flag the tools are not run below a root."""
+    build_pi4_with_card(tree)
+    bin_dir = install_standins(tmp_path / "bin", {"v4l2-ctl": "v4l2-ctl", "rpicam-hello": "rpicam-hello"})
+    v4l2_data = tmp_path / "v4l2-ctl-data"
+    v4l2_data.mkdir()
+    (v4l2_data / "video2.formats.txt").write_text(CARD_FORMATS)
+    (v4l2_data / "video2.controls.txt").write_text(fixture_text(ELGATO))
+    (v4l2_data / "video3.formats.txt").write_text(META_FORMATS)
+    cameras = tmp_path / "cameras.txt"
+    cameras.write_text(fixture_text(IMX708_V))
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "V4L2_CTL_STANDIN_DIR": str(v4l2_data),
+        "RPICAM_STANDIN_OUTPUT": str(cameras),
+    }
+    done = run_cli("devices", "--root", tree.base, "--tools-from-path", env=env)
+    assert done.returncode == EXIT_OK, done.stderr
+    devices = json.loads(done.stdout)
+    (camera,) = devices["csi_cameras"]
+    assert camera["controls"]["AfMode"] == {"min": 0, "max": 2}
+    assert camera["controls"]["AwbEnable"] == {"min": False, "max": True}
+    assert camera["controls"]["ScalerCrop"] == {"min": "(0, 0)/51x39", "max": "(0, 0)/4608x2592"}
+    (card,) = devices["capture_devices"]
+    assert card["path"] == "/dev/video2"
+    assert card["controls"]["power_line_frequency"]["menu"] == {"0": "Disabled", "1": "50 Hz", "2": "60 Hz"}
+    assert card["controls"]["exposure_time_absolute"]["flags"] == ["inactive", "has-min-max"]
+    assert "unavailable" in devices and "csi_cameras" not in devices["unavailable"]
+
+    (v4l2_data / "calls.log").unlink()
+    done = run_cli("devices", "--root", tree.base, env=env)
+    assert done.returncode == EXIT_OK, done.stderr
+    plain = json.loads(done.stdout)
+    assert plain["csi_cameras"] == []
+    assert plain["capture_devices"][0]["controls"] == {}
+    assert not (v4l2_data / "calls.log").exists()
