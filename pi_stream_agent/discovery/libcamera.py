@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pi_stream_agent.discovery.v4l2 import resolve_tool, run_tool
+from pi_stream_agent.discovery.v4l2 import ToolRunner, resolve_tool, run_tool
 
 # Regexes are fine here: this runs once at start, never in the telemetry path.
 _HEADER = re.compile(r"^\s*(\d+)\s*:\s*(.+?)\s*\[([^\]]*)\]\s*(?:\((.*)\))?\s*$")
@@ -234,17 +234,20 @@ class CsiCameraReader:
     reason (rpicam-apps exist only on Raspberry Pi OS).
     """
 
-    def __init__(self, tools: Sequence[str] = DEFAULT_TOOLS, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, tools: Sequence[str] = DEFAULT_TOOLS, timeout_s: float = 10.0, runner: ToolRunner | None = None
+    ) -> None:
         self._tools = tuple(tools)
         self._timeout_s = timeout_s
+        self._runner = runner  # the simulated Pi answers in-process; names are then not looked up on PATH
 
     def read(self) -> CsiListing:
         for tool in self._tools:
-            path = resolve_tool(tool)
+            path = tool if self._runner is not None else resolve_tool(tool)
             if path is None:
                 continue
             # -v adds each camera's "Available controls" block: what it can do, in the same run.
-            ran = run_tool([path, "--list-cameras", "-v"], self._timeout_s)
+            ran = (self._runner or run_tool)([path, "--list-cameras", "-v"], self._timeout_s)
             cameras = [camera for camera in parse_list_cameras(ran.stdout) if not camera.is_usb]
             # A non-zero exit with cameras listed still gives usable cameras; keep the reason for the user.
             return CsiListing(cameras, tool, ran.reason)

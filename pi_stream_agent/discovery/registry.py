@@ -62,6 +62,7 @@ from pi_stream_agent.discovery.v4l2 import (
     CaptureDevice,
     HardwareEncoder,
     PlatformNode,
+    ToolRunner,
     V4l2Scan,
     V4l2Scanner,
 )
@@ -74,6 +75,7 @@ class DeviceRegistry:
 
     ``v4l2_ctl`` / ``csi_tools``: tool names looked up on PATH (or absolute paths); ``v4l2_ctl=None`` uses
     sysfs alone. Every scan runs in the default executor, so the event loop never waits on a subprocess.
+    ``tool_runner`` answers for the tools instead of running them (the simulated Pi's devices).
     """
 
     def __init__(
@@ -89,10 +91,11 @@ class DeviceRegistry:
         debounce_s: float = 0.2,
         poll_interval_s: float = 2.0,
         use_inotify: bool = True,
+        tool_runner: ToolRunner | None = None,
     ) -> None:
         self._bus = bus
-        self._scanner = V4l2Scanner(root, v4l2_ctl, tool_timeout_s)
-        self._csi_reader = CsiCameraReader(csi_tools, csi_timeout_s)
+        self._scanner = V4l2Scanner(root, v4l2_ctl, tool_timeout_s, runner=tool_runner)
+        self._csi_reader = CsiCameraReader(csi_tools, csi_timeout_s, runner=tool_runner)
         self._watcher = (
             HotplugWatcher(
                 root,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -541,6 +541,10 @@ class ToolResult:
     reason: str | None = None
 
 
+# How discovery runs a tool: ``run_tool`` on a Pi; a simulated Pi answers in-process (simulation/devices.py)
+ToolRunner = Callable[[Sequence[str], float], ToolResult]
+
+
 def resolve_tool(tool: str) -> str | None:
     """An absolute path is used as it is; a bare name is looked up on PATH (each time: installing
     v4l-utils later must not need an agent restart)."""
@@ -707,18 +711,34 @@ class V4l2Scanner:
     ``tool`` is ``v4l2-ctl`` by name (looked up on PATH at each scan), an absolute path, or None to use sysfs
     alone. The tool is run only for USB nodes (one process each, for formats and device caps) and, when some
     node's bus is unknown to sysfs, once for ``--list-devices``: a Pi 4 with ~20 codec/ISP nodes costs no fork
-    for them.
+    for them. ``runner`` replaces running the tool (the simulated Pi answers in-process; the name is then
+    not looked up on PATH).
     """
 
-    def __init__(self, root: Root, tool: str | None = "v4l2-ctl", timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        root: Root,
+        tool: str | None = "v4l2-ctl",
+        timeout_s: float = 5.0,
+        runner: ToolRunner | None = None,
+    ) -> None:
         self._root = root
         self._tool = tool
         self._timeout_s = timeout_s
+        self._runner = runner
+
+    def _tool_path(self) -> str | None:
+        if not self._tool:
+            return None
+        return self._tool if self._runner is not None else resolve_tool(self._tool)
+
+    def _run(self, argv: Sequence[str]) -> ToolResult:
+        return (self._runner or run_tool)(argv, self._timeout_s)
 
     def scan(self) -> V4l2Scan:
         """Blocking (sysfs reads, subprocesses): call from an executor. Never raises."""
         result = V4l2Scan()
-        tool_path = resolve_tool(self._tool) if self._tool else None
+        tool_path = self._tool_path()
         tool_reason = None if tool_path else self._missing_tool_reason()
 
         nodes, sysfs_reason = read_sysfs_nodes(self._root)
@@ -780,7 +800,7 @@ class V4l2Scanner:
         """Bus info (and, without sysfs, the nodes themselves) from ``v4l2-ctl --list-devices``."""
         if tool_path is None:
             return nodes, self._missing_tool_reason()
-        listed = run_tool([tool_path, "--list-devices"], self._timeout_s)
+        listed = self._run([tool_path, "--list-devices"])
         listing = parse_list_devices(listed.stdout)
         if sysfs_missing:
             return nodes_from_listing(self._root, listing), listed.reason
@@ -796,7 +816,7 @@ class V4l2Scanner:
         # them in this order: driver info, controls, formats.
         device = str(self._root.path(node.path))
         argv = [tool_path, "-d", device, "--info", "--list-ctrls-menus", "--list-formats-ext"]
-        ran = run_tool(argv, self._timeout_s)
+        ran = self._run(argv)
         formats = parse_list_formats_ext(ran.stdout) if "VIDIOC_ENUM_FMT" in ran.stdout else None
         return _Probe(parse_v4l2_info(ran.stdout), formats, ran.reason, parse_list_ctrls_menus(ran.stdout))
 
@@ -804,11 +824,11 @@ class V4l2Scanner:
         """One device's controls now (``v4l2-ctl -d <path> --list-ctrls-menus``, one process), for
         re-reading current values after a change. ``(None, reason)`` when the tool is missing or failed
         without printing any control. Blocking: call from an executor."""
-        tool_path = resolve_tool(self._tool) if self._tool else None
+        tool_path = self._tool_path()
         if tool_path is None:
             return None, self._missing_tool_reason()
         device = str(self._root.path(path))
-        ran = run_tool([tool_path, "-d", device, "--list-ctrls-menus"], self._timeout_s)
+        ran = self._run([tool_path, "-d", device, "--list-ctrls-menus"])
         controls = parse_list_ctrls_menus(ran.stdout)
         if ran.reason is not None and not controls:
             return None, ran.reason
