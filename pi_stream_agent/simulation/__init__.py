@@ -12,6 +12,9 @@ values — the real parsers do the rest::
     pi.stop()
     await task
 
+Its camera (a Camera Module 3) and USB HDMI capture card are in the tree too; ``pi.tools`` answers the
+``rpicam-hello``/``v4l2-ctl`` calls discovery makes with recorded outputs of real ones (``devices.py``).
+
 A simulating agent builds its tree in a per-run directory (``rundir.py``) that the next start removes if
 the run was killed.
 """
