@@ -1,1 +1,2 @@
-"""Camera discovery: V4L2 capture devices from sysfs, CSI cameras from ``rpicam-hello --list-cameras``."""
+"""Camera discovery: V4L2 capture devices (sysfs; v4l2-ctl for formats and controls), CSI cameras and
+their controls (``rpicam-hello --list-cameras -v``)."""
