@@ -169,6 +169,7 @@ class Agent:
             dmabuf_process_scan_interval_s=config.telemetry.dmabuf_process_scan_interval_s,
             gencmd=gencmd,
             background_scans=True,
+            state_dir=config.state_dir,
         )
         self.agent_id = stable_agent_id(
             root, config.state_dir, self.stack.board.serial, simulated=self.simulation is not None
