@@ -178,6 +178,7 @@ class Agent:
             gencmd=gencmd,
             background_scans=True,
             state_dir=config.state_dir,
+            **({"statvfs": self.simulation.statvfs} if self.simulation is not None else {}),
         )
         self.agent_id = stable_agent_id(
             root, config.state_dir, self.stack.board.serial, simulated=self.simulation is not None
@@ -263,7 +264,8 @@ class Agent:
         if self.simulation is not None:
             from pi_stream_agent.api.simulation import add_simulation_routes  # noqa: PLC0415
 
-            add_simulation_routes(app, self.simulation)
+            assert self.stack is not None
+            add_simulation_routes(app, self.simulation, self.stack.processes.tracked)
         # aiohttp >= 3.9 takes the shutdown timeout on the runner; aiohttp 3.8 (Debian 12) only on a site,
         # which the agent does not use (ApiListener closes idle connections itself).
         if _AIOHTTP_VERSION >= (3, 9):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,7 @@ def build_stack(
     gencmd: GencmdTransport | None = None,
     background_scans: bool = False,
     state_dir: Path | None = None,
+    statvfs: Callable[[str], os.statvfs_result] = os.statvfs,
 ) -> TelemetryStack:
     """``state_dir`` holds the boot record (None: no unexpected-reboot verdict, as for ``sample``)."""
     board = BoardReader(root)
@@ -107,7 +110,7 @@ def build_stack(
         firmware,
         SystemReader(root, processes),
         NetworkReader(root),
-        StorageReader(root, kernel_events),
+        StorageReader(root, kernel_events, statvfs=statvfs),
         kernel_events,
         SupplyReader(root, firmware),
         FanReader(root),
