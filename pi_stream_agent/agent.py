@@ -12,12 +12,14 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from pi_stream_agent import API_VERSION, __version__
 from pi_stream_agent.api.connections import ApiListener
+from pi_stream_agent.api.housekeeping import add_housekeeping_routes
 from pi_stream_agent.api.server import create_app
 from pi_stream_agent.api.streams import add_stream_routes
 from pi_stream_agent.api.websocket import WebSocketHub
@@ -26,6 +28,7 @@ from pi_stream_agent.credentials import load_or_create_token
 from pi_stream_agent.discovery.registry import DeviceRegistry
 from pi_stream_agent.events import EventBus
 from pi_stream_agent.fsutil import remove_write_leftovers
+from pi_stream_agent.housekeeping import PowerControl
 from pi_stream_agent.identity import stable_agent_id
 from pi_stream_agent.rootfs import Root
 from pi_stream_agent.soc import hardware_h264_encoder
@@ -33,6 +36,7 @@ from pi_stream_agent.streams.manager import StreamManager
 from pi_stream_agent.streams.platform import Platform
 from pi_stream_agent.streams.rtsp_server import RtspServerSupervisor
 from pi_stream_agent.streams.store import StreamStore
+from pi_stream_agent.telemetry.exit_context import ExitContextBuilder
 from pi_stream_agent.telemetry.meminfo import read_cma
 from pi_stream_agent.telemetry.sampler import TelemetryService
 from pi_stream_agent.telemetry.stack import TelemetryStack, build_stack
@@ -69,6 +73,12 @@ SIMULATED_STREAMS: tuple[dict[str, Any], ...] = (
 )
 
 
+def is_loopback_url(url: str) -> bool:
+    """Whether an RTSP URL points at this machine (the usual MediaMTX on the Pi itself)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 class Agent:
     """Owns every long-running part. ``await start()``, then serve until ``await stop()``."""
 
@@ -93,6 +103,10 @@ class Agent:
         self._zeroconf: ZeroconfAnnouncer | None = None
         self.port: int | None = None
         self._unsubscribe_hub = self.bus.subscribe(self.hub.broadcast_event)
+        # Restart/reboot/shutdown from the API; the CLI's run loop sets ``request_restart``.
+        self.power_control = PowerControl(
+            allowed=config.allow_power_control, simulated=config.simulate, bus=self.bus
+        )
 
     # -- Backend protocol (what the API serves) ----------------------------------------------------------
 
@@ -123,6 +137,7 @@ class Agent:
                 "firmware_source": getattr(self.stack.firmware.transport, "name", None),
                 "under_voltage_sources": power.sources,
                 "hotplug": self.registry.hotplug_mode,
+                "power_control": self.power_control.allowed,
             },
             "telemetry_interval_s": self.config.telemetry.interval_s,
             "rtsp_server": self.rtsp_server.status() if self.rtsp_server is not None else None,
@@ -162,6 +177,8 @@ class Agent:
             dmabuf_process_scan_interval_s=config.telemetry.dmabuf_process_scan_interval_s,
             gencmd=gencmd,
             background_scans=True,
+            state_dir=config.state_dir,
+            **({"statvfs": self.simulation.statvfs} if self.simulation is not None else {}),
         )
         self.agent_id = stable_agent_id(
             root, config.state_dir, self.stack.board.serial, simulated=self.simulation is not None
@@ -199,6 +216,12 @@ class Agent:
                 root=root,
                 cma=lambda: read_cma(root),  # the telemetry's one CMA reader
                 simulated=config.simulate,
+                exit_context=ExitContextBuilder(
+                    self.stack.power,
+                    self.stack.kernel_events,
+                    self._sample_for_exit,
+                    remote_publish=not is_loopback_url(config.rtsp.publish_url),
+                ).build,
             ),
             agent_id=self.agent_id,
             latest_sample=self._latest_sample,
@@ -239,10 +262,12 @@ class Agent:
         app = create_app(self, self.hub)
         assert self.streams is not None
         add_stream_routes(app, self.streams)
+        add_housekeeping_routes(app, self.power_control)
         if self.simulation is not None:
             from pi_stream_agent.api.simulation import add_simulation_routes  # noqa: PLC0415
 
-            add_simulation_routes(app, self.simulation)
+            assert self.stack is not None
+            add_simulation_routes(app, self.simulation, self.stack.processes.tracked)
         # aiohttp >= 3.9 takes the shutdown timeout on the runner; aiohttp 3.8 (Debian 12) only on a site,
         # which the agent does not use (ApiListener closes idle connections itself).
         if _AIOHTTP_VERSION >= (3, 9):
@@ -281,6 +306,7 @@ class Agent:
             await self._zeroconf.stop()
             self._zeroconf = None
         await self.hub.close_all()
+        await self.power_control.close()
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
@@ -334,6 +360,21 @@ class Agent:
         client that follows the telemetry push never needs to poll the streams for them."""
         if self.streams is not None:
             sample["streams"] = self.streams.stats(sample.get("processes") or {})
+
+    def _sample_for_exit(self) -> dict[str, Any] | None:
+        """The latest sample when it is recent; else a new one (no fork: only with the mailbox transport)."""
+        service = self.telemetry_service
+        if service is None:
+            return None
+        latest = service.latest
+        if (
+            latest is not None
+            and time.time() - latest.get("timestamp", 0) < 2 * self.config.telemetry.interval_s
+        ):
+            return latest
+        if self.stack is not None and self.stack.firmware.needs_subprocess:
+            return latest  # a sample would fork vcgencmd on the event loop: make do with the last one
+        return service.sample_blocking()
 
     def _latest_sample(self) -> dict[str, Any] | None:
         return self.telemetry_service.latest if self.telemetry_service is not None else None
