@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -102,6 +103,7 @@ class StreamManager:
         self._lock = asyncio.Lock()
         self._autofocus_once: set[str] = set()  # streams whose next start runs one autofocus
         self._v4l2_values: dict[str, dict[str, int]] = {}  # the card's values read back after a set
+        self._known_cards: dict[str, Mapping[str, Any]] = {}  # a stream's card as last seen
         self._background: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -225,7 +227,12 @@ class StreamManager:
             tuning = tuning_files(self._root, str(model) if model else None, pisp)
             return build_offer(config, camera=camera, tuning=tuning)
         if config.source.kind == "v4l2":
-            return build_offer(config, device=find_capture_device(devices, config.source.device))
+            # An unplugged card keeps the controls it last reported: its settings stay readable and
+            # changeable, and are set when it is back.
+            device = find_capture_device(devices, config.source.device)
+            if device is not None:
+                self._known_cards[config.id] = device
+            return build_offer(config, device=device or self._known_cards.get(config.id))
         return build_offer(config)
 
     def _live_values(self, config: StreamConfig) -> dict[str, int | bool]:
@@ -238,12 +245,21 @@ class StreamManager:
             values.update(driver_orientation(config))
         return values
 
-    async def _set_on_card(self, config: StreamConfig, values: Mapping[str, int | bool]) -> str | None:
-        """Set ``values`` on the stream's card and read them back; the card's refusal, or None."""
+    def _card_node(self, config: StreamConfig) -> str | None:
+        """The node v4l2-ctl opens for the stream's card; None while it is unplugged (one stat: the
+        registry may not have heard of the removal yet)."""
         path = self._platform.device_path(config)
-        if path is None or not values:
+        if path is None:
             return None
         node = path if self._root.is_real else str(self._root.path(path))
+        return node if os.path.exists(node) else None
+
+    async def _set_on_card(self, config: StreamConfig, values: Mapping[str, int | bool]) -> str | None:
+        """Set ``values`` on the stream's card and read them back; the card's refusal, or None. A card that
+        is unplugged now gets them when it is back (its stream sets them again once running)."""
+        node = self._card_node(config)
+        if node is None or not values:
+            return None
         outcome = await v4l2.run(v4l2.set_argv(self._tools.v4l2_ctl, node, values))
         if not outcome.ok:
             return outcome.output
@@ -429,6 +445,8 @@ class StreamManager:
             await supervisor.close()
             self._track(stream_id, {})
             self.snapshots.invalidate(stream_id)
+            self._known_cards.pop(stream_id, None)
+            self._v4l2_values.pop(stream_id, None)
 
     def validate(self, data: Mapping[str, Any]) -> list[Problem]:
         """Problems the stream would have with the current set, without storing anything."""

@@ -288,11 +288,15 @@ async def test_card_controls_are_set_live_and_set_again_after_a_replug(
         remove_node(tree, "video2")
         remove_node(tree, "video3")
         await wait_state(agent, "hdmi", {"waiting_for_device"}, timeout_s=10)
+        # While it is away a change is checked against what it last reported, stored, and set on return.
+        async with session.put(f"{base}/streams/hdmi/controls", json={"v4l2:contrast": 50}) as response:
+            assert response.status == 200, await response.text()
         build_pi4_with_card(tree)
         announced.clear()
         await wait_state(agent, "hdmi", {"running"})
         await wait_for(lambda: bool(announced))
         assert (card_value("brightness"), card_value("power_line_frequency")) == (10, 2)
+        assert card_value("contrast") == 50
         assert len([line for line in calls.read_text().splitlines() if '"-c"' in line]) >= 2
 
         # Orientation through ffmpeg (the card has no flip controls): a restart with the filter.
