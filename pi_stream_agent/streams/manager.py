@@ -302,6 +302,7 @@ class StreamManager:
                 refusal = await self._set_on_card(new, self._live_values(new))
                 if refusal:
                     await self._set_on_card(old, self._live_values(old))  # put the card back as it was
+                    refusal = refusal.rstrip(".")
                     problem = Problem(
                         stream_label(None, stream_id),
                         "",
