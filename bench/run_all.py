@@ -24,7 +24,14 @@ from typing import Any
 from bench.common import DEBIAN_PYTHON, REPO_ROOT, agent_env, write_json
 
 CORE = ("sample_cost", "dmabuf_scan", "agent_rss", "wakeups", "vs_glances")
-STREAMS = ("streams_kill", "streams_freeze", "streams_device", "streams_snapshot", "streams_cpu")
+STREAMS = (
+    "streams_kill",
+    "streams_freeze",
+    "streams_device",
+    "streams_snapshot",
+    "streams_cpu",
+    "streams_setting",
+)
 BENCHMARKS = CORE + STREAMS
 GROUPS = {"core": CORE, "streams": STREAMS}
 TAKES_SECONDS = {"agent_rss", "wakeups", "vs_glances", "streams_cpu"}

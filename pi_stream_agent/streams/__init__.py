@@ -14,15 +14,24 @@ Configuration
 ``list_checks.py``  the rules of a list: unique ids and RTSP paths, one stream per camera or card.
 ``fit.py``          the fit of streams to this Pi's devices and board (unknown device, unsupported mode,
                     hardware encoder on a Pi 5), and the device lookups the manager shares.
+``settings.py``     the picture settings (rotation, flips, autofocus, exposure, white balance …): the one
+                    owner of their definitions, names, ranges, the libcamera control each needs and the
+                    rpicam-vid option each becomes; published as ``stream_settings`` in the vocabulary.
+``controls.py``     what a stream's camera offers (settings narrowed to the camera, a card's V4L2
+                    controls, how its picture is turned), the ``GET …/controls`` document, and the check
+                    of a change against the camera.
+``v4l2_controls.py`` a card's V4L2 control values checked as the driver would, and ``v4l2-ctl`` argument
+                    lists to set and read them (run without a shell).
 ``serialize.py``    a StreamConfig ↔ the JSON form the API returns and accepts back.
 ``store.py``        where stream configs live (``<state_dir>/streams.yaml``, written atomically; seeded from
                     the ``streams:`` of the agent's config file while it does not exist yet).
 
 Running
 ``manager.py``      :class:`StreamManager` — all streams of the agent: one supervisor each, config changes
-                    (validated, stored, only changed streams restarted), hot-plug routing, status with URLs,
-                    stats for the telemetry sample; the Pi's side of things comes from the
-                    :class:`~.platform.Platform` the agent gives it.
+                    (validated, stored, only changed streams restarted), picture controls (checked,
+                    stored, V4L2 set live and again after every start, the rest by a fast restart),
+                    hot-plug routing, status with URLs, stats for the telemetry sample; the Pi's side
+                    of things comes from the :class:`~.platform.Platform` the agent gives it.
 ``platform.py``     :class:`Platform` — this Pi as the streams see it: devices, board, CMA, process tracking,
                     and what follows from them (a stream's device node, whether its card is plugged in, its
                     camera index, the environment its pipeline is built in).
@@ -30,7 +39,8 @@ Running
                     detection judged by what ffmpeg wrote, classify the exit, back off or wait for the
                     device), every command acted on, and the stream's stats (fps, bitrate, restarts by cause).
 ``pipelines.py``    :func:`build_pipeline` — a StreamConfig + :class:`~.model.PublishEnvironment` → a
-                    :class:`~.model.PipelineSpec`: argument lists only, never a shell.
+                    :class:`~.model.PipelineSpec`: argument lists only, never a shell; the picture
+                    settings as rpicam-vid options, or as ffmpeg flip filters for cards and patterns.
 ``fonts.py``        the font the test patterns' clock is drawn with (looked up once, no program run).
 ``urls.py``         where a stream is published and read (RTSP URLs with percent-encoded credentials), and
                     :func:`redact`, the one way credentials in URLs are hidden from logs, errors and the API.
