@@ -249,8 +249,7 @@ class HomeAssistantProcess:
             f"http:\n  server_host: 127.0.0.1\n  server_port: {self.port}\n"
             "api:\nconfig:\nwebsocket_api:\nonboarding:\nrecorder:\n"
             + "".join(f"{component}:\n" for component in self.components)
-            +
-            "logger:\n  default: warning\n",
+            + "logger:\n  default: warning\n",
             encoding="utf-8",
         )
 

@@ -3,7 +3,8 @@
 Built from the one owner of each list (the stream state and exit cause enums and their names in
 ``streams/model.py``, the field vocabulary and limits in ``streams/fields.py``, the picture settings in
 ``streams/settings.py``, the contributing conditions of an exit in ``telemetry/exit_context.py``), never from
-a copy, so Home Assistant learns a new word by asking. Static while the agent runs: built once, on first request.
+a copy, so Home Assistant learns a new word by asking. Static while the agent runs: built once, on first
+request.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from pi_stream_agent.streams.fields import (
     TEST_PATTERNS,
 )
 from pi_stream_agent.streams.model import CAUSE_NAMES, PROBLEM_STATES, STATE_NAMES
-from pi_stream_agent.telemetry.exit_context import CONDITION_NAMES
 from pi_stream_agent.streams.settings import vocabulary_json as stream_settings_json
+from pi_stream_agent.telemetry.exit_context import CONDITION_NAMES
 
 VOCABULARY_VERSION = 1
 PATH = "/api/v1/vocabulary"
