@@ -118,6 +118,8 @@ streams:
                 "rtsp_path": "front",
                 "enabled": True,
                 "substream": None,
+                "settings": {},
+                "v4l2_controls": {},
             },
         ),
         rtsp=RtspSettings(
