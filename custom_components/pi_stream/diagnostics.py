@@ -1,9 +1,10 @@
 """Diagnostics: everything needed to understand a Pi's trouble from a bug report, without its secrets.
 
 The entry, the agent's identity and its version against the one this integration release expects, its
-telemetry (with the Pi's health: storage, out-of-memory kills, supply, fan, boot) and every stream as the agent reports them *now* (read
-afresh when the diagnostics are downloaded; when the agent cannot be reached, the last state Home Assistant
-holds, marked as such with the reason), each stream with the last lines its publishers logged, the capture
+telemetry (with the Pi's health: storage, out-of-memory kills, supply, fan, boot) and every stream (each
+exit with the Pi's condition at that moment) as the agent reports them *now* (read afresh when the
+diagnostics are downloaded; when the agent cannot be reached, the last state Home Assistant holds, marked
+as such with the reason), each stream with the last lines its publishers logged, the capture
 devices, and the open repair issues.
 
 Secrets: the token and the RTSP credentials are redacted by key; every value that is a URL loses its login
