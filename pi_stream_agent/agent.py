@@ -18,6 +18,7 @@ from aiohttp import web
 
 from pi_stream_agent import API_VERSION, __version__
 from pi_stream_agent.api.connections import ApiListener
+from pi_stream_agent.api.housekeeping import add_housekeeping_routes
 from pi_stream_agent.api.server import create_app
 from pi_stream_agent.api.streams import add_stream_routes
 from pi_stream_agent.api.websocket import WebSocketHub
@@ -26,6 +27,7 @@ from pi_stream_agent.credentials import load_or_create_token
 from pi_stream_agent.discovery.registry import DeviceRegistry
 from pi_stream_agent.events import EventBus
 from pi_stream_agent.fsutil import remove_write_leftovers
+from pi_stream_agent.housekeeping import PowerControl
 from pi_stream_agent.identity import stable_agent_id
 from pi_stream_agent.rootfs import Root
 from pi_stream_agent.soc import hardware_h264_encoder
@@ -93,6 +95,10 @@ class Agent:
         self._zeroconf: ZeroconfAnnouncer | None = None
         self.port: int | None = None
         self._unsubscribe_hub = self.bus.subscribe(self.hub.broadcast_event)
+        # Restart/reboot/shutdown from the API; the CLI's run loop sets ``request_restart``.
+        self.power_control = PowerControl(
+            allowed=config.allow_power_control, simulated=config.simulate, bus=self.bus
+        )
 
     # -- Backend protocol (what the API serves) ----------------------------------------------------------
 
@@ -123,6 +129,7 @@ class Agent:
                 "firmware_source": getattr(self.stack.firmware.transport, "name", None),
                 "under_voltage_sources": power.sources,
                 "hotplug": self.registry.hotplug_mode,
+                "power_control": self.power_control.allowed,
             },
             "telemetry_interval_s": self.config.telemetry.interval_s,
             "rtsp_server": self.rtsp_server.status() if self.rtsp_server is not None else None,
@@ -237,6 +244,7 @@ class Agent:
         app = create_app(self, self.hub)
         assert self.streams is not None
         add_stream_routes(app, self.streams)
+        add_housekeeping_routes(app, self.power_control)
         if self.simulation is not None:
             from pi_stream_agent.api.simulation import add_simulation_routes  # noqa: PLC0415
 
@@ -279,6 +287,7 @@ class Agent:
             await self._zeroconf.stop()
             self._zeroconf = None
         await self.hub.close_all()
+        await self.power_control.close()
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None

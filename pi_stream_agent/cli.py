@@ -160,9 +160,18 @@ def _print_json(data: Any) -> None:
 
 async def _run_agent(config: AgentConfig) -> int:
     from pi_stream_agent.agent import Agent  # noqa: PLC0415 - keeps `token`/`check-config` light
+    from pi_stream_agent.housekeeping import EXIT_RESTART  # noqa: PLC0415
 
     agent = Agent(config)
     stop = asyncio.Event()
+    restart = False
+
+    def request_restart() -> None:
+        nonlocal restart
+        restart = True
+        stop.set()
+
+    agent.power_control.request_restart = request_restart
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -171,10 +180,11 @@ async def _run_agent(config: AgentConfig) -> int:
         if config.simulate:
             _LOGGER.info("Simulating a Raspberry Pi 4 (no hardware is read)")
         await stop.wait()
-        _LOGGER.info("Stopping")
+        _LOGGER.info("Restarting (asked through the API)" if restart else "Stopping")
     finally:
         await agent.stop()
-    return EXIT_OK
+    # A restart asked through the API: exit with a status systemd's Restart=on-failure acts on.
+    return EXIT_RESTART if restart else EXIT_OK
 
 
 async def _one_sample(config: AgentConfig) -> dict[str, Any]:

@@ -152,6 +152,8 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("rtsp_server", default={}): RTSP_SERVER_SCHEMA,
         # The streams to publish: the seed for <state_dir>/streams.yaml (see docs/configuration.md).
         vol.Optional("streams"): _streams,
+        # Let Home Assistant restart the agent, reboot and shut down the Pi (docs/install.md).
+        vol.Optional("allow_power_control", default=False): boolean,
     }
 )
 
@@ -177,6 +179,7 @@ class AgentConfig:
     streams: tuple[dict[str, Any], ...] | None = None
     rtsp: RtspSettings = field(default_factory=RtspSettings)
     rtsp_server_command: tuple[str, ...] | None = None
+    allow_power_control: bool = False
     source: Path | None = None  # the file it came from, for messages
 
 
@@ -239,6 +242,7 @@ def validate(data: Any, source: Path | None = None) -> AgentConfig:
         streams=tuple(checked["streams"]) if "streams" in checked else None,
         rtsp=checked["rtsp"],
         rtsp_server_command=checked["rtsp_server"]["command"],
+        allow_power_control=checked["allow_power_control"],
         source=source,
     )
 
