@@ -25,26 +25,26 @@ CAPABILITY = "power_control"
 
 
 @dataclass(frozen=True, kw_only=True)
-class PowerButtonDescription(ButtonEntityDescription):
+class PowerButtonEntityDescription(ButtonEntityDescription):
     press_fn: Callable[[PiStreamClient], Awaitable[None]]
 
 
-POWER_BUTTONS: tuple[PowerButtonDescription, ...] = (
-    PowerButtonDescription(
+POWER_BUTTONS: tuple[PowerButtonEntityDescription, ...] = (
+    PowerButtonEntityDescription(
         key="restart_agent",
         translation_key="restart_agent",
         device_class=ButtonDeviceClass.RESTART,
         entity_category=EntityCategory.CONFIG,
         press_fn=lambda client: client.restart_agent(),
     ),
-    PowerButtonDescription(
+    PowerButtonEntityDescription(
         key="reboot",
         translation_key="reboot",
         device_class=ButtonDeviceClass.RESTART,
         entity_category=EntityCategory.CONFIG,
         press_fn=lambda client: client.reboot(),
     ),
-    PowerButtonDescription(
+    PowerButtonEntityDescription(
         key="shutdown",
         translation_key="shutdown",
         entity_category=EntityCategory.CONFIG,
@@ -60,9 +60,9 @@ def power_control_allowed(state: AgentState) -> bool:
 class PiStreamPowerButton(PiStreamEntity, ButtonEntity):
     """One housekeeping action of the Pi; unavailable while the agent no longer allows it."""
 
-    entity_description: PowerButtonDescription
+    entity_description: PowerButtonEntityDescription
 
-    def __init__(self, coordinator: PiStreamCoordinator, description: PowerButtonDescription) -> None:
+    def __init__(self, coordinator: PiStreamCoordinator, description: PowerButtonEntityDescription) -> None:
         super().__init__(coordinator, description.key)
         self.entity_description = description
 
