@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -35,6 +36,7 @@ from pi_stream_agent.streams.manager import StreamManager
 from pi_stream_agent.streams.platform import Platform
 from pi_stream_agent.streams.rtsp_server import RtspServerSupervisor
 from pi_stream_agent.streams.store import StreamStore
+from pi_stream_agent.telemetry.exit_context import ExitContextBuilder
 from pi_stream_agent.telemetry.meminfo import read_cma
 from pi_stream_agent.telemetry.sampler import TelemetryService
 from pi_stream_agent.telemetry.stack import TelemetryStack, build_stack
@@ -69,6 +71,12 @@ SIMULATED_STREAMS: tuple[dict[str, Any], ...] = (
         "bitrate": "800k",
     },
 )
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether an RTSP URL points at this machine (the usual MediaMTX on the Pi itself)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 class Agent:
@@ -169,6 +177,8 @@ class Agent:
             dmabuf_process_scan_interval_s=config.telemetry.dmabuf_process_scan_interval_s,
             gencmd=gencmd,
             background_scans=True,
+            state_dir=config.state_dir,
+            **({"statvfs": self.simulation.statvfs} if self.simulation is not None else {}),
         )
         self.agent_id = stable_agent_id(
             root, config.state_dir, self.stack.board.serial, simulated=self.simulation is not None
@@ -204,6 +214,12 @@ class Agent:
                 root=root,
                 cma=lambda: read_cma(root),  # the telemetry's one CMA reader
                 simulated=config.simulate,
+                exit_context=ExitContextBuilder(
+                    self.stack.power,
+                    self.stack.kernel_events,
+                    self._sample_for_exit,
+                    remote_publish=not is_loopback_url(config.rtsp.publish_url),
+                ).build,
             ),
             agent_id=self.agent_id,
             latest_sample=self._latest_sample,
@@ -248,7 +264,8 @@ class Agent:
         if self.simulation is not None:
             from pi_stream_agent.api.simulation import add_simulation_routes  # noqa: PLC0415
 
-            add_simulation_routes(app, self.simulation)
+            assert self.stack is not None
+            add_simulation_routes(app, self.simulation, self.stack.processes.tracked)
         # aiohttp >= 3.9 takes the shutdown timeout on the runner; aiohttp 3.8 (Debian 12) only on a site,
         # which the agent does not use (ApiListener closes idle connections itself).
         if _AIOHTTP_VERSION >= (3, 9):
@@ -341,6 +358,21 @@ class Agent:
         client that follows the telemetry push never needs to poll the streams for them."""
         if self.streams is not None:
             sample["streams"] = self.streams.stats(sample.get("processes") or {})
+
+    def _sample_for_exit(self) -> dict[str, Any] | None:
+        """The latest sample when it is recent; else a new one (no fork: only with the mailbox transport)."""
+        service = self.telemetry_service
+        if service is None:
+            return None
+        latest = service.latest
+        if (
+            latest is not None
+            and time.time() - latest.get("timestamp", 0) < 2 * self.config.telemetry.interval_s
+        ):
+            return latest
+        if self.stack is not None and self.stack.firmware.needs_subprocess:
+            return latest  # a sample would fork vcgencmd on the event loop: make do with the last one
+        return service.sample_blocking()
 
     def _latest_sample(self) -> dict[str, Any] | None:
         return self.telemetry_service.latest if self.telemetry_service is not None else None

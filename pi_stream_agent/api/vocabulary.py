@@ -1,7 +1,8 @@
 """``GET /api/v1/vocabulary``: every word and limit a client needs to show and edit streams, with human names.
 
 Built from the one owner of each list (the stream state and exit cause enums and their names in
-``streams/model.py``, the field vocabulary and limits in ``streams/fields.py``), never from a copy, so Home
+``streams/model.py``, the field vocabulary and limits in ``streams/fields.py``, the contributing conditions
+of an exit in ``telemetry/exit_context.py``), never from a copy, so Home
 Assistant learns a new word by asking. Static while the agent runs: built once, on first request.
 """
 
@@ -34,6 +35,7 @@ from pi_stream_agent.streams.fields import (
     TEST_PATTERNS,
 )
 from pi_stream_agent.streams.model import CAUSE_NAMES, PROBLEM_STATES, STATE_NAMES
+from pi_stream_agent.telemetry.exit_context import CONDITION_NAMES
 
 VOCABULARY_VERSION = 1
 PATH = "/api/v1/vocabulary"
@@ -55,6 +57,8 @@ def vocabulary() -> dict[str, Any]:
             for state, name in STATE_NAMES.items()
         ],
         "exit_causes": [{"id": cause.value, "name": name} for cause, name in CAUSE_NAMES.items()],
+        # What the Pi was going through when a stream exited (last_exit.contributing_condition).
+        "contributing_conditions": [{"id": key, "name": name} for key, name in CONDITION_NAMES.items()],
         "source_types": [{"id": kind, "name": name} for kind, name in SOURCE_TYPE_NAMES.items()],
         "test_patterns": [{"id": pattern.id, "name": pattern.name} for pattern in TEST_PATTERNS],
         "input_formats": [

@@ -12,10 +12,17 @@ from dataclasses import dataclass, field
 
 from pi_stream_agent.simulation.render import (
     KMSG_CRIT,
+    KMSG_ERR,
     KMSG_INFO,
     CpuTicks,
     KmsgRecord,
     WirelessLine,
+    block_io_error,
+    ext4_error,
+    ext4_remount_read_only,
+    mmc_timeout,
+    oom_kill_summary,
+    oom_killed_process,
     under_voltage_detected,
     voltage_normalised,
 )
@@ -108,6 +115,7 @@ class PiState:
     under_voltage_until_s: float = 0.0
     under_voltage_episodes: int = 0
     kmsg_seq: int = 0
+    root_read_only: bool = False  # ext4 remounted the root read-only after storage errors
     kmsg: list[KmsgRecord] = field(default_factory=list)  # records not yet written out
 
     @property
@@ -361,6 +369,22 @@ class PiModel:
         state.under_voltage = False
         state.throttled = THROTTLED_AFTER_EPISODE
         self._log(KMSG_INFO, voltage_normalised(NORMALISED_WORD))
+
+    def oom_kill(self, pid: int, process: str, anon_rss_kb: int) -> None:
+        """The OOM killer takes ``pid``: its two lines (the caller delivers the SIGKILL)."""
+        self._log(KMSG_INFO, oom_kill_summary(pid, process))
+        self._log(KMSG_ERR, oom_killed_process(pid, process, anon_rss_kb))
+
+    def storage_error(self, read_only: bool) -> None:
+        """The SD card fails a write; with ``read_only`` ext4 gives up and remounts the root read-only."""
+        state = self.state
+        sector = 3_000_000 + state.kmsg_seq * 8
+        self._log(KMSG_ERR, mmc_timeout())
+        self._log(KMSG_ERR, block_io_error(sector))
+        if read_only:
+            self._log(KMSG_CRIT, ext4_error(1000 + state.kmsg_seq))
+            self._log(KMSG_CRIT, ext4_remount_read_only())
+            state.root_read_only = True
 
     def _log(self, priority: int, text: str) -> None:
         state = self.state

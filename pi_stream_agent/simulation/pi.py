@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -60,6 +61,20 @@ HWMON_THERMAL = "sys/class/hwmon/hwmon0"
 HWMON_VOLT = "sys/class/hwmon/hwmon1"
 BUFINFO = "sys/kernel/debug/dma_buf/bufinfo"
 KMSG = "dev/kmsg"
+MOUNTINFO = "proc/self/mountinfo"
+# The SD card's root partition: mmcblk0p2 is block device 179:2 (the mmc major).
+ROOT_DEVICE = "sys/dev/block/179:2/uevent"
+
+
+def render_mountinfo(*, read_only: bool) -> str:
+    """/proc/self/mountinfo (proc(5)) as on Raspberry Pi OS: the root shown as /dev/root, ext4 on 179:2;
+    ext4's remount after errors turns the superblock options to ``ro``."""
+    options = "ro" if read_only else "rw"
+    return (
+        "21 27 0:20 / /proc rw,relatime shared:12 - proc proc rw\n"
+        f"27 1 179:2 / / {options},noatime shared:1 - ext4 /dev/root {options}\n"
+        "28 27 179:1 / /boot/firmware rw,relatime shared:2 - vfat /dev/mmcblk0p1 rw,fmask=0022,dmask=0022\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -138,6 +153,26 @@ class SimulatedPi:
         which polls the firmware every 2 s, the end is seen on the mover's tick."""
         self.model.start_under_voltage(duration_s)
         self._write_power()
+
+    def trigger_oom_kill(self, pid: int, process: str, anon_rss_kb: int = 180_000) -> None:
+        """Log the OOM killer taking ``pid`` (the caller delivers the SIGKILL, as the kernel would)."""
+        self.model.oom_kill(pid, process, anon_rss_kb)
+        self._write_power()
+
+    def trigger_storage_error(self, read_only: bool = False) -> None:
+        """Log a failing SD card write; with ``read_only`` the root filesystem is remounted read-only."""
+        self.model.storage_error(read_only)
+        self._write_power()
+        self._write_mountinfo()
+
+    def _write_mountinfo(self) -> None:
+        write_atomic(self.base / MOUNTINFO, render_mountinfo(read_only=self.state.root_read_only))
+
+    def statvfs(self, path: str) -> os.statvfs_result:
+        """The simulated 32 GB SD card (Pi OS Lite after a year of use), for the storage reader."""
+        return os.statvfs_result(
+            (4096, 4096, 7_632_000, 6_310_000, 5_990_000, 1_900_000, 1_700_000, 1_700_000, 0, 255)
+        )
 
     async def run(self) -> None:
         """Move the values every ``config.interval_s`` (at least 2 s) until :meth:`stop`: one wake-up per
@@ -263,7 +298,8 @@ def build_simulated_root(
         wireless_header=tuple(capture_text(captures.NET_WIRELESS, fixtures).splitlines()[:2]),
     )
     base.mkdir(parents=True, exist_ok=True)
-    for directory in ("proc/net", "proc/sys/kernel", "proc/device-tree", THERMAL_ZONE, HWMON_THERMAL,
+    for directory in ("proc/net", "proc/self", "sys/dev/block/179:2",
+                      "proc/sys/kernel", "proc/device-tree", THERMAL_ZONE, HWMON_THERMAL,
                       HWMON_VOLT, "sys/kernel/debug/dma_buf", "sys/class/video4linux", "dev"):  # fmt: skip
         (base / directory).mkdir(parents=True, exist_ok=True)
 
@@ -288,6 +324,8 @@ def _write_static(base: Path, fixtures: Path | None, serial: str) -> None:
     write_atomic(base / "proc/device-tree/compatible", COMPATIBLE)
     write_atomic(base / "proc/device-tree/serial-number", serial.encode() + b"\0")
     write_atomic(base / "proc/sys/kernel/osrelease", OSRELEASE + "\n")
+    write_atomic(base / MOUNTINFO, render_mountinfo(read_only=False))
+    write_atomic(base / ROOT_DEVICE, "MAJOR=179\nMINOR=2\nDEVNAME=mmcblk0p2\nDEVTYPE=partition\n")
 
     paths = _sysfs_values(capture_text(captures.HWMON_THERMAL_PATHS, fixtures))
     zone_type = paths.get("sys/class/thermal/thermal_zone0/type", "cpu-thermal")

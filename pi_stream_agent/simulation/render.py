@@ -186,6 +186,47 @@ def voltage_normalised(word: int) -> str:
     return f"Voltage normalised (0x{word:08x})"
 
 
+KMSG_ERR = 3  # facility 0 (kernel) << 3 | LOGLEVEL_ERR
+
+
+# mm/oom_kill.c: dump_oom_summary() (pr_info) and __oom_kill_process() (pr_err), as in the real lines quoted
+# in fixtures/pi/kernel_log/oom_kill_*.txt; the memcg is the agent's systemd unit, where publishers run.
+def oom_kill_summary(pid: int, process: str) -> str:
+    return (
+        "oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
+        f"task_memcg=/system.slice/pi-stream-agent.service,task={process},pid={pid},uid=0"
+    )
+
+
+def oom_killed_process(pid: int, process: str, anon_rss_kb: int) -> str:
+    return (
+        f"Out of memory: Killed process {pid} ({process}) total-vm:{anon_rss_kb * 3}kB, "
+        f"anon-rss:{anon_rss_kb}kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:{anon_rss_kb // 200}kB "
+        "oom_score_adj:0"
+    )
+
+
+# A failing SD card, in the shapes of fixtures/pi/kernel_log/storage_*.txt (drivers/mmc/host/bcm2835.c,
+# block/blk-core.c on 6.x kernels, fs/ext4/super.c).
+def mmc_timeout() -> str:
+    return "mmc0: timeout waiting for hardware interrupt."
+
+
+def block_io_error(sector: int) -> str:
+    return f"I/O error, dev mmcblk0, sector {sector} op 0x1:(WRITE) flags 0x800 phys_seg 1 prio class 2"
+
+
+def ext4_error(inode: int) -> str:
+    return (
+        f"EXT4-fs error (device mmcblk0p2): ext4_find_entry:1683: inode #{inode}: comm systemd-journal: "
+        "reading directory lblock 0"
+    )
+
+
+def ext4_remount_read_only() -> str:
+    return "EXT4-fs (mmcblk0p2): Remounting filesystem read-only"
+
+
 # ------------------------------------------------------------------------ /sys/kernel/debug/dma_buf/bufinfo
 
 

@@ -116,6 +116,7 @@ class StreamManager:
             process_usage=self._process_usage,
             server_ready=self._server_ready,
             marker=lambda stream_id: f"{self._agent_id}:{stream_id}",
+            exit_context=self._platform.exit_context,
         )
 
     # -- hooks -------------------------------------------------------------------------------------------

@@ -246,6 +246,15 @@ class ExitInfo:
     log_tail: tuple[str, ...] = field(default_factory=tuple)
 
 
+# An exit's context: (publisher pids, exit cause) → (the context JSON, the contributing condition or None).
+# The agent wires the telemetry's builder here (telemetry/exit_context.py).
+ExitContextHook = Callable[[tuple[int, ...], str], tuple[dict[str, Any] | None, str | None]]
+
+
+def no_exit_context(pids: tuple[int, ...], cause: str) -> tuple[dict[str, Any] | None, str | None]:
+    return None, None
+
+
 # (CmaFree, CmaTotal) in bytes now, None where unknown: the agent wires the telemetry's reader here, so
 # streams never read /proc/meminfo themselves.
 CmaReader = Callable[[], tuple[int | None, int | None]]
@@ -273,6 +282,10 @@ class LastExit:
     runtime_s: float
     log_tail: list[str]
     cma_free_bytes: int | None = None
+    # The Pi's condition at the exit and what it points to (telemetry/exit_context.py); None for the RTSP
+    # server's exits and where the agent gives no context hook.
+    context: dict[str, Any] | None = None
+    contributing_condition: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -285,6 +298,8 @@ class LastExit:
             "signal": self.signal,
             "runtime_s": round(self.runtime_s, 3),
             "cma_free_bytes": self.cma_free_bytes,
+            "context": self.context,
+            "contributing_condition": self.contributing_condition,
         }
 
     @classmethod

@@ -17,10 +17,12 @@ from pi_stream_agent.rootfs import Root
 from pi_stream_agent.streams.fit import find_capture_device, find_csi_camera
 from pi_stream_agent.streams.model import (
     CmaReader,
+    ExitContextHook,
     PublishEnvironment,
     RtspSettings,
     StreamConfig,
     ToolPaths,
+    no_exit_context,
 )
 
 
@@ -42,6 +44,7 @@ class Platform:
     root: Root  # where device nodes are looked for (a fixture tree in tests)
     cma: CmaReader = lambda: (None, None)  # (CmaFree, CmaTotal): the telemetry's reader
     simulated: bool = False
+    exit_context: ExitContextHook = no_exit_context  # the telemetry's view of an exit (exit_context.py)
 
     def device_path(self, config: StreamConfig) -> str | None:
         """The node a V4L2 stream opens, as the Pi sees it: the card's stable path when discovery knows

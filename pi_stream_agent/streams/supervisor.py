@@ -23,6 +23,7 @@ from pi_stream_agent.streams.backoff import Backoff
 from pi_stream_agent.streams.causes import Classification, classify_exit
 from pi_stream_agent.streams.model import (
     ExitCause,
+    ExitContextHook,
     ExitInfo,
     LastExit,
     LogRing,
@@ -30,6 +31,7 @@ from pi_stream_agent.streams.model import (
     PreflightResult,
     StreamConfig,
     StreamState,
+    no_exit_context,
 )
 from pi_stream_agent.streams.process import PipelineProcess
 
@@ -79,6 +81,8 @@ class SupervisorHooks:
     server_ready: Callable[[], Awaitable[None]] | None = None
     backoff_factory: Callable[[], Backoff] = Backoff
     clock: Callable[[], float] = time.time
+    # The Pi's condition at an exit and the condition it points to (the agent wires the telemetry's).
+    exit_context: ExitContextHook = no_exit_context
 
 
 @dataclass
@@ -412,7 +416,17 @@ class StreamSupervisor:
             at=self._hooks.clock(),
             cma_free_bytes=cma_free,
         )
+        self._add_context(tuple(process.pid for process in info.processes))
         self._publish_exit()
+
+    def _add_context(self, pids: tuple[int, ...]) -> None:
+        assert self.last_exit is not None
+        try:
+            context, condition = self._hooks.exit_context(pids, str(self.last_exit.cause))
+        except Exception:  # a failed context must not cost the exit record
+            _LOGGER.exception("Stream %s: exit context failed", self.config.id)
+            return
+        self.last_exit.context, self.last_exit.contributing_condition = context, condition
 
     def _record_exit_without_process(self, cause: ExitCause, message: str, cma_free: int | None) -> None:
         self.last_exit = LastExit(
@@ -427,6 +441,7 @@ class StreamSupervisor:
             log_tail=self.log.text_tail(self._settings.exit_log_lines),
             cma_free_bytes=cma_free,
         )
+        self._add_context(())
         self._publish_exit()
 
     def _publish_exit(self) -> None:

@@ -14,6 +14,9 @@ EPOLLPRI (plain ``add_reader`` on a sysfs fd would spin: sysfs is always "readab
 through ``add_reader`` (it is pollable). On start it reads the kernel log ring buffer to count the
 episodes since boot. Both sources report the same sag; :class:`UnderVoltageEpisodes` counts it once.
 
+The same kernel log stream feeds :class:`~.kernel_events.KernelEvents` (memory kills, storage errors): one
+reader, one byte filter, every record read once.
+
 In a fixture tree (or the simulation) both are regular files: the alarm file is re-read and the log file
 followed for appended lines once per ``poll_interval_s``.
 """
@@ -27,6 +30,7 @@ import os
 import select
 import stat
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +38,8 @@ from typing import Any
 
 from pi_stream_agent.events import EventBus
 from pi_stream_agent.rootfs import Gaps, Root, describe_os_error
+from pi_stream_agent.telemetry.kernel_events import MARKERS as KERNEL_EVENT_MARKERS
+from pi_stream_agent.telemetry.kernel_events import KernelEvents
 
 HWMON_CLASS = "sys/class/hwmon"
 HWMON_NAME = "rpi_volt"
@@ -42,7 +48,7 @@ KMSG = "dev/kmsg"
 UNDER_VOLTAGE_MESSAGE = "Under-voltage detected!"
 NORMALISED_MESSAGE = "Voltage normalised"
 # Cheap byte-level filter for /dev/kmsg records: every kernel message wakes the watch, few are ours.
-_KMSG_MARKERS = (UNDER_VOLTAGE_MESSAGE.encode(), NORMALISED_MESSAGE.encode())
+_VOLTAGE_MARKERS = (UNDER_VOLTAGE_MESSAGE.encode(), NORMALISED_MESSAGE.encode())
 _KMSG_RECORD_MAX = 8192  # one read() returns one record; the kernel caps a record well below this
 
 SOURCE_HWMON = "hwmon"
@@ -188,6 +194,12 @@ class UnderVoltageEpisodes:
     longest_s: float | None = None
     _source_state: dict[str, bool] = field(default_factory=dict)
     _episode_sources: set[str] = field(default_factory=set)
+    # Start times of the latest episodes (for "episodes in the last minute" in a stream's exit context).
+    _recent_starts: deque[float] = field(default_factory=lambda: deque(maxlen=32))
+
+    def starts_since(self, since: float) -> int:
+        """Episodes that began at or after ``since`` (Unix time; those with no known start are left out)."""
+        return sum(1 for start in self._recent_starts if start >= since)
 
     def edge(self, active: bool, source: str, at: float | None) -> EpisodeEdge | None:
         """Feed one observed edge; returns the accepted edge, or None when it was a duplicate."""
@@ -216,6 +228,8 @@ class UnderVoltageEpisodes:
         self.active = True
         self.episodes += 1
         self.last_start = at
+        if at is not None:
+            self._recent_starts.append(at)
         self.last_end = None
         self.last_duration_s = None
         self._episode_sources = {source}
@@ -279,8 +293,14 @@ class PowerWatch:
         poll_interval_s: float = 1.0,
         dedupe_window_s: float = 1.0,
         clock: Callable[[], float] = time.time,
+        kernel_events: KernelEvents | None = None,
     ) -> None:
         self._root = root
+        # Other readers of the same kernel log stream (memory kills, storage errors).
+        self.kernel_events = kernel_events
+        self._markers = _VOLTAGE_MARKERS + (KERNEL_EVENT_MARKERS if kernel_events is not None else ())
+        self._kernel_lines: list[tuple[str, float | None]] = []
+        self._boot_time: float | None = None
         self._bus = bus
         self._poll_interval_s = poll_interval_s
         self._clock = clock
@@ -456,10 +476,12 @@ class PowerWatch:
             if exc.errno in (errno.EPERM, errno.EACCES):
                 reason = "/dev/kmsg: permission denied (needs root or CAP_SYSLOG; dmesg_restrict is set)"
             self._reasons[SOURCE_KMSG] = reason
+            if self.kernel_events is not None:
+                self.kernel_events.unavailable_reason = reason
             return
         self._kmsg_fd = fd
         self._kmsg_partial = b""
-        boot_time = self._clock() - self._seconds_since_boot()
+        boot_time = self._boot_time = self._clock() - self._seconds_since_boot()
         if stat.S_ISCHR(os.fstat(fd).st_mode):
             self.kmsg_mode = "follow"
             history = self._read_kmsg_records()
@@ -470,6 +492,10 @@ class PowerWatch:
             at = None if record.seconds_since_boot is None else boot_time + record.seconds_since_boot
             self._edge(record.active, SOURCE_KMSG, at, publish=False)
         self.kmsg_history_records = len(history)
+        self._hand_over_kernel_lines(live=False)
+        if self.kernel_events is not None:
+            self.kernel_events.following = True
+            self.kernel_events.unavailable_reason = None
         if self.kmsg_mode == "follow":
             assert self._loop is not None
             self._loop.add_reader(fd, self._on_kmsg_readable)
@@ -503,11 +529,14 @@ class PowerWatch:
                 break
             if not chunk:
                 break
-            if not any(marker in chunk for marker in _KMSG_MARKERS):
+            if not any(marker in chunk for marker in self._markers):
                 continue
-            record = parse_kernel_log_line(chunk.decode("utf-8", errors="replace").partition("\n")[0])
+            line = chunk.decode("utf-8", errors="replace").partition("\n")[0]
+            record = parse_kernel_log_line(line)
             if record is not None:
                 records.append(record)
+            elif self.kernel_events is not None:
+                self._kernel_lines.append((line, self._kmsg_seconds(line)))
         return records
 
     def _read_appended_lines(self) -> list[KernelVoltageRecord]:
@@ -527,7 +556,13 @@ class PowerWatch:
         complete, _, self._kmsg_partial = data.rpartition(b"\n")
         if not complete:
             return []
-        return parse_kernel_log(complete.decode("utf-8", errors="replace"))
+        text = complete.decode("utf-8", errors="replace")
+        if self.kernel_events is not None:
+            wanted = tuple(marker.decode() for marker in KERNEL_EVENT_MARKERS)
+            for line in text.splitlines():
+                if not line.startswith(" ") and any(marker in line for marker in wanted):
+                    self._kernel_lines.append((line, self._kmsg_seconds(line)))
+        return parse_kernel_log(text)
 
     def _on_kmsg_readable(self) -> None:
         if self._kmsg_fd is None:
@@ -536,6 +571,31 @@ class PowerWatch:
         for record in records:
             # Followed live: observed now (to within the loop's latency), the same clock as the hwmon edges.
             self._edge(record.active, SOURCE_KMSG, self._clock())
+        self._hand_over_kernel_lines(live=True)
+
+    def read_pending_kernel_log(self) -> None:
+        """Read what the kernel logged since the last wake-up, now (a stream's exit wants the lines the
+        OOM killer printed a moment ago, which the loop may not have delivered yet)."""
+        self._on_kmsg_readable()
+
+    @staticmethod
+    def _kmsg_seconds(line: str) -> float | None:
+        prefix, semicolon, _ = line.partition(";")
+        parsed = _kmsg_prefix(prefix) if semicolon else None
+        if parsed is not None:
+            return parsed[2]
+        return _bracket_timestamp(line[: line.find("] ") + 1]) if line.startswith("[") else None
+
+    def _hand_over_kernel_lines(self, *, live: bool) -> None:
+        lines, self._kernel_lines = self._kernel_lines, []
+        if self.kernel_events is None:
+            return
+        for line, seconds in lines:
+            if seconds is not None and self._boot_time is not None:
+                at: float | None = self._boot_time + seconds
+            else:
+                at = self._clock() if live else None
+            self.kernel_events.feed(line, at, live=live)
 
     def _fail_kmsg(self, reason: str) -> None:
         self._reasons[SOURCE_KMSG] = reason

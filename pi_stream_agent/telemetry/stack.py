@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pi_stream_agent.events import EventBus
 from pi_stream_agent.rootfs import Gaps, Root
 from pi_stream_agent.telemetry.board import BoardReader
+from pi_stream_agent.telemetry.boot import BootWatch
 from pi_stream_agent.telemetry.dmabuf import DmabufReader
+from pi_stream_agent.telemetry.fan import FanReader
 from pi_stream_agent.telemetry.firmware import FirmwareReader, GencmdTransport
+from pi_stream_agent.telemetry.kernel_events import KernelEvents
 from pi_stream_agent.telemetry.meminfo import MemoryReader
 from pi_stream_agent.telemetry.network import NetworkReader
 from pi_stream_agent.telemetry.power import PowerWatch
 from pi_stream_agent.telemetry.sampler import Collector
+from pi_stream_agent.telemetry.storage import StorageReader
+from pi_stream_agent.telemetry.supply import SupplyReader
 from pi_stream_agent.telemetry.system import ProcessWatch, SystemReader
 from pi_stream_agent.telemetry.throttle import ThrottleMonitor
+
+
+def stream_of_process(name: str | None) -> str | None:
+    """Publishers are tracked as ``<stream>/<program>`` (streams/manager.py): the stream part."""
+    if name is None or "/" not in name:
+        return None
+    return name.partition("/")[0]
 
 
 class ThrottleCollector:
@@ -49,13 +65,17 @@ class TelemetryStack:
     power: PowerWatch
     processes: ProcessWatch
     dmabuf: DmabufReader
+    kernel_events: KernelEvents
+    boot: BootWatch
     collectors: list[Collector] = field(default_factory=list)
 
     async def start(self) -> None:
+        self.boot.start()
         await self.power.start()
 
     async def stop(self) -> None:
         await self.power.stop()
+        self.boot.stop()
         self.firmware.close()
         self.dmabuf.close()
 
@@ -67,12 +87,17 @@ def build_stack(
     dmabuf_process_scan_interval_s: float = 30.0,
     gencmd: GencmdTransport | None = None,
     background_scans: bool = False,
+    state_dir: Path | None = None,
+    statvfs: Callable[[str], os.statvfs_result] = os.statvfs,
 ) -> TelemetryStack:
+    """``state_dir`` holds the boot record (None: no unexpected-reboot verdict, as for ``sample``)."""
     board = BoardReader(root)
     firmware = FirmwareReader(root, transport=gencmd)
     throttle = ThrottleCollector(firmware, ThrottleMonitor(bus))
-    power = PowerWatch(root, bus)
     processes = ProcessWatch()
+    kernel_events = KernelEvents(bus, stream_of=lambda pid: stream_of_process(processes.name_of(pid)))
+    power = PowerWatch(root, bus, kernel_events=kernel_events)
+    boot = BootWatch(root, state_dir, bus, time.time)
     dmabuf = DmabufReader(
         root, process_scan_interval_s=dmabuf_process_scan_interval_s, background=background_scans
     )
@@ -85,6 +110,11 @@ def build_stack(
         firmware,
         SystemReader(root, processes),
         NetworkReader(root),
+        StorageReader(root, kernel_events, statvfs=statvfs),
+        kernel_events,
+        SupplyReader(root, firmware),
+        FanReader(root),
+        boot,
     ]
     return TelemetryStack(
         root=root,
@@ -95,5 +125,7 @@ def build_stack(
         power=power,
         processes=processes,
         dmabuf=dmabuf,
+        kernel_events=kernel_events,
+        boot=boot,
         collectors=collectors,
     )

@@ -24,6 +24,7 @@ CLOCK_TICKS: int = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE: int = os.sysconf("SC_PAGE_SIZE")
 
 _REAL_ROOT = Root(Path("/"))
+_RECENT_PIDS = 64
 
 
 # --------------------------------------------------------------------------------------------- /proc/stat
@@ -191,6 +192,9 @@ class ProcessWatch:
     read_from_root: bool = False
     _pids: dict[str, int] = field(default_factory=dict)
     _baselines: dict[str, _Baseline] = field(default_factory=dict)
+    # pid → name of the last publishers tracked, kept after they exit: the kernel's line about a killed
+    # process may arrive after its supervisor has already let go of it.
+    _recent: dict[int, str] = field(default_factory=dict)
 
     def track(self, name: str, pid: int) -> None:
         if name == AGENT:
@@ -198,6 +202,14 @@ class ProcessWatch:
         if self._pids.get(name) != pid:
             self._baselines.pop(name, None)  # a new pid starts a new CPU baseline
         self._pids[name] = pid
+        self._recent.pop(pid, None)
+        self._recent[pid] = name
+        while len(self._recent) > _RECENT_PIDS:
+            del self._recent[next(iter(self._recent))]
+
+    def name_of(self, pid: int) -> str | None:
+        """The name a pid is (or was lately) tracked under; None for any other process."""
+        return self._recent.get(pid)
 
     def untrack(self, name: str) -> None:
         if name == AGENT:

@@ -74,6 +74,12 @@ async def test_the_vocabulary_is_the_agents_own(agent: Agent) -> None:
         assert entry["name"] and entry["name"] != entry["id"], entry
     problems = {entry["id"] for entry in vocabulary["stream_states"] if entry["problem"]}
     assert problems == {"stalled", "backoff", "failed", "waiting_for_device"}
+    # Every condition an exit can point to (contract K3), each with a human name.
+    assert sorted(_ids(vocabulary["contributing_conditions"])) == sorted(
+        ["under_voltage", "overheating", "memory_pressure", "cma_exhausted", "network", "storage"]
+    )
+    for entry in vocabulary["contributing_conditions"]:
+        assert entry["name"] and entry["name"] != entry["id"], entry
     # Sources, encoders: the schema's Literal types are the words the schema accepts.
     assert _ids(vocabulary["source_types"]) == list(get_args(SourceKind))
     assert vocabulary["source_types"][0] == {"id": "csi", "name": "Camera module (ribbon cable)"}
