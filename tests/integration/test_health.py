@@ -28,9 +28,10 @@ from custom_components.pi_stream.agent_state import apply_event
 from custom_components.pi_stream.agent_version import install_command, is_outdated
 from custom_components.pi_stream.const import DOMAIN
 from custom_components.pi_stream.coordinator import AgentState, PiStreamCoordinator
+from custom_components.pi_stream.event import EVENT_STREAM
 from custom_components.pi_stream.logbook import describe_stream_event
 from custom_components.pi_stream.repairs import RepairHistory, evaluate, issue_id
-from tests.integration.stable_agent import StableAgentProcess, run_agent
+from tests.integration.stable_agent import StableAgentProcess, run_agent, wait_for
 from tests.integration.vocabulary_source import agent_vocabulary
 
 PI = "camera_pi"
@@ -86,7 +87,7 @@ async def test_storage_and_memory_kill_sensors(
     assert float(free.state) == pytest.approx(18.0, abs=0.1)
     assert hass.states.get(f"binary_sensor.{PI}_root_filesystem_read_only").state == STATE_OFF
     assert hass.states.get(f"sensor.{PI}_storage_errors").state == "0"
-    assert hass.states.get(f"sensor.{PI}_out_of_memory_kills").state == "0"
+    assert hass.states.get(f"sensor.{PI}_memory_kills").state == "0"
 
     # The agent pushes an OOM kill the moment it reads the kernel line: the newest kill shows at once, the
     # count with the next sample (a counter must never step back).
@@ -95,13 +96,13 @@ async def test_storage_and_memory_kill_sensors(
         apply_event(coordinator.data, {"type": "oom_kill", "timestamp": 1_800_000_000.0, "data": kill})
     )
     await hass.async_block_till_done()
-    kills = hass.states.get(f"sensor.{PI}_out_of_memory_kills")
+    kills = hass.states.get(f"sensor.{PI}_memory_kills")
     assert kills.state == "0"
     assert kills.attributes["last_process"] == "ffmpeg"
     assert kills.attributes["last_stream"] == "Garage"  # the stream's name, not its id
     push(coordinator, oom_kills={"total": 1, "last": kill})
     await hass.async_block_till_done()
-    assert hass.states.get(f"sensor.{PI}_out_of_memory_kills").state == "1"
+    assert hass.states.get(f"sensor.{PI}_memory_kills").state == "1"
 
     read_only = {**STORAGE, "root": {**STORAGE["root"], "read_only": True}}
     push(coordinator, storage=read_only)
@@ -122,7 +123,7 @@ async def test_pi5_supply_and_fan_sensors_appear_with_the_hardware(
         f"sensor.{PI}_input_voltage",
         f"sensor.{PI}_board_current",
         f"sensor.{PI}_fan_speed",
-        f"binary_sensor.{PI}_power_supply_below_5_a",
+        f"binary_sensor.{PI}_usb_current_limited",
     ):
         assert entity_registry.async_get(entity_id) is None, entity_id
 
@@ -132,10 +133,10 @@ async def test_pi5_supply_and_fan_sensors_appear_with_the_hardware(
     assert hass.states.get(f"sensor.{PI}_board_current").state == "1.21"
     assert hass.states.get(f"sensor.{PI}_fan_speed").state == "2910"  # rounded to 10 rpm
     assert hass.states.get(f"sensor.{PI}_fan_speed").attributes["unit_of_measurement"] == "rpm"
-    assert hass.states.get(f"binary_sensor.{PI}_power_supply_below_5_a").state == STATE_ON
+    assert hass.states.get(f"binary_sensor.{PI}_usb_current_limited").state == STATE_ON
     push(coordinator, supply={**PI5_SUPPLY, "usb_max_current_5a": True, "current_a": None})
     await hass.async_block_till_done()
-    assert hass.states.get(f"binary_sensor.{PI}_power_supply_below_5_a").state == STATE_OFF
+    assert hass.states.get(f"binary_sensor.{PI}_usb_current_limited").state == STATE_OFF
     assert hass.states.get(f"sensor.{PI}_board_current").state == STATE_UNKNOWN
 
 
@@ -147,7 +148,7 @@ async def test_unexpected_reboot_flag(hass: HomeAssistant, mock_config_entry: Mo
     flag = f"binary_sensor.{PI}_unexpected_reboot"
     assert hass.states.get(flag).state == STATE_OFF
     # The agent's own boot time wins over sample time − uptime.
-    assert hass.states.get(f"sensor.{PI}_last_boot").state.startswith("2026-11-22")
+    assert hass.states.get(f"sensor.{PI}_last_boot").state.startswith("2026-11-21T10:13:20")
     coordinator.async_set_updated_data(
         apply_event(coordinator.data, {"type": "unexpected_reboot", "data": {"last_boot": 1_795_256_000.0}})
     )
@@ -295,3 +296,65 @@ def test_logbook_line_names_the_contributing_condition() -> None:
     )
     without = describe_stream_event({"stream": "Garage", "event_type": "failed", "cause_name": "Killed"})
     assert without["message"] == "failed: Killed"
+
+
+# -- through the real agent's simulated kernel ------------------------------------------------------------
+
+
+async def test_oom_killed_publisher_through_the_agent(
+    hass: HomeAssistant, agent: StableAgentProcess, init_integration: MockConfigEntry
+) -> None:
+    """The simulated kernel's OOM killer takes the garage's publisher: the kill is counted and named, and
+    the stream's failure carries the contributing condition in the agent's words, in the event and in the
+    logbook line."""
+    fired: list[dict[str, Any]] = []
+    unsubscribe = hass.bus.async_listen(EVENT_STREAM, lambda event: fired.append(dict(event.data)))
+    await hass.async_add_executor_job(agent.request, "POST", "/simulation/oom_kill", {"stream_id": "garage"})
+    kills = f"sensor.{PI}_memory_kills"
+    await wait_for(hass, lambda: hass.states.get(kills).state == "1", "the kill counted")
+    assert hass.states.get(kills).attributes["last_stream"] == "Garage"
+    failure = "event.garage_stream_events"
+    await wait_for(
+        hass,
+        lambda: any(data.get("contributing_condition") == "memory_pressure" for data in fired),
+        "a failure with memory pressure",
+    )
+    unsubscribe()
+    vocabulary = await hass.async_add_executor_job(agent.request, "GET", "/vocabulary")
+    name = next(w["name"] for w in vocabulary["contributing_conditions"] if w["id"] == "memory_pressure")
+    data = next(data for data in fired if data.get("contributing_condition") == "memory_pressure")
+    assert data["contributing_condition_name"] == name
+    assert f"(contributing condition: {name})" in describe_stream_event(data)["message"]
+    attributes = hass.states.get(failure).attributes
+    assert attributes["contributing_condition"] == "memory_pressure"
+    assert attributes["contributing_condition_name"] == name
+    assert isinstance(attributes["context"], dict)
+    assert "memory_available_bytes" in attributes["context"]
+
+
+async def test_storage_errors_through_the_agent(
+    hass: HomeAssistant,
+    agent: StableAgentProcess,
+    init_integration: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    entry = init_integration
+    read_only = f"binary_sensor.{PI}_root_filesystem_read_only"
+    assert hass.states.get(read_only).state == STATE_OFF
+    assert hass.states.get(f"sensor.{PI}_storage_errors").state == "0"
+    assert issue_registry.async_get_issue(DOMAIN, issue_id(entry.entry_id, "storage_errors")) is None
+
+    await hass.async_add_executor_job(agent.request, "POST", "/simulation/storage_error", {"read_only": True})
+    await wait_for(hass, lambda: hass.states.get(read_only).state == STATE_ON, "the read-only root")
+    await wait_for(
+        hass,
+        lambda: hass.states.get(f"sensor.{PI}_storage_errors").state not in ("0", STATE_UNKNOWN),
+        "errors",
+    )
+    assert hass.states.get(f"sensor.{PI}_storage_errors").attributes["last_error"]
+    read_only_issue = issue_registry.async_get_issue(DOMAIN, issue_id(entry.entry_id, "root_read_only"))
+    assert read_only_issue is not None
+    assert read_only_issue.severity is ir.IssueSeverity.ERROR
+    errors_issue = issue_registry.async_get_issue(DOMAIN, issue_id(entry.entry_id, "storage_errors"))
+    assert errors_issue is not None
+    assert errors_issue.translation_placeholders["last_error"] != "(not recorded)"
