@@ -13,4 +13,9 @@ Contract shared by every collector module here:
 * Units are in the key names: ``_bytes``, ``_bytes_per_s``, ``_hz``, ``_v``, ``_c``, ``_s``, ``_per_s``.
 
 The sampler (``sampler.py``) merges the fragments into one sample; see ``docs/api.md`` for the layout.
+``stack.py`` builds the collectors. Besides the board, memory, DMA-buf, firmware, throttle, power, CPU and
+network readers: ``storage.py`` (root filesystem), ``kernel_events.py`` (OOM kills and storage errors from the
+kernel log the power watch follows), ``supply.py`` (Pi 5 PMIC and 5 A supply), ``fan.py``, ``boot.py`` (last
+boot, unexpected reboot); ``exit_context.py`` turns what they hold into a stream exit's context and
+contributing condition.
 """
