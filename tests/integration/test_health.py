@@ -358,3 +358,18 @@ async def test_storage_errors_through_the_agent(
     errors_issue = issue_registry.async_get_issue(DOMAIN, issue_id(entry.entry_id, "storage_errors"))
     assert errors_issue is not None
     assert errors_issue.translation_placeholders["last_error"] != "(not recorded)"
+
+
+def test_refusals_in_either_error_form_keep_the_agents_sentence() -> None:
+    """The agent answers ``{"error": {"code", "message"}}``; contract K3 wrote the housekeeping refusal
+    flat (``{"error": "<code>", "message"}``). Both give the agent's sentence, never the raw JSON."""
+    from custom_components.pi_stream.api import PiStreamClient, PiStreamResponseError
+
+    sentence = "Power control is turned off on this Pi."
+    for body in (
+        {"error": {"code": "power_control_disabled", "message": sentence}},
+        {"error": "power_control_disabled", "message": sentence},
+    ):
+        err = PiStreamClient._error(403, json.dumps(body).encode())
+        assert isinstance(err, PiStreamResponseError)
+        assert (err.status, err.code, err.message) == (403, "power_control_disabled", sentence)
