@@ -92,6 +92,12 @@ def apply_event(state: AgentState, event: Mapping[str, Any]) -> AgentState:
         return _apply_under_voltage(state, data, event.get("timestamp"))
     if kind in STREAM_EVENTS:
         return _apply_stream_event(state, kind, data)
+    if kind == "oom_kill":
+        return _apply_oom_kill(state, data)
+    if kind == "storage_error":
+        return _apply_storage_error(state, data)
+    if kind == "unexpected_reboot":
+        return _apply_unexpected_reboot(state, data)
     return state
 
 
@@ -126,6 +132,31 @@ def _apply_under_voltage(state: AgentState, data: Mapping[str, Any], timestamp: 
     if data.get("active"):
         power["last_under_voltage_start"] = timestamp
     return replace(state, telemetry={**state.telemetry, "power": power})
+
+
+def _apply_oom_kill(state: AgentState, data: Mapping[str, Any]) -> AgentState:
+    """The newest kill, shown at once. The count is left to the next sample: whether that sample counts
+    this kill already is not known here, and a counter must never step back (statistics read that as a
+    reset)."""
+    oom_kills = dict(state.telemetry.get("oom_kills") or {})
+    oom_kills["last"] = {key: data.get(key) for key in ("timestamp", "pid", "process", "stream_id")}
+    return replace(state, telemetry={**state.telemetry, "oom_kills": oom_kills})
+
+
+def _apply_storage_error(state: AgentState, data: Mapping[str, Any]) -> AgentState:
+    """The event carries the agent's own count (``errors_total``): it replaces HA's."""
+    storage = dict(state.telemetry.get("storage") or {})
+    if isinstance(data.get("errors_total"), int):
+        storage["errors_total"] = data["errors_total"]
+    storage["last_error"] = {"timestamp": data.get("timestamp"), "message": data.get("message")}
+    return replace(state, telemetry={**state.telemetry, "storage": storage})
+
+
+def _apply_unexpected_reboot(state: AgentState, data: Mapping[str, Any]) -> AgentState:
+    boot = {**(state.telemetry.get("boot") or {}), "unexpected_reboot": True}
+    if data.get("last_boot") is not None:
+        boot["last_boot"] = data["last_boot"]
+    return replace(state, telemetry={**state.telemetry, "boot": boot})
 
 
 # What a stream_state event says beyond its stats; a stream_exit event's data (less these) is the last exit.

@@ -154,7 +154,11 @@ class PiStreamClient:
     @staticmethod
     def _error(status: int, body: bytes) -> PiStreamError:
         try:
-            error = json.loads(body)["error"]
+            answer = json.loads(body)
+            error = answer["error"]
+            if isinstance(error, str):
+                # The flat form, ``{"error": "<code>", "message": "…"}`` (the housekeeping routes' refusal).
+                error = {"code": error, "message": answer["message"], "details": answer.get("details")}
             code, message, details = str(error["code"]), str(error["message"]), error.get("details")
         except (ValueError, KeyError, TypeError):
             code, message, details = "error", body[:200].decode("utf-8", "replace") or f"HTTP {status}", None
@@ -226,6 +230,18 @@ class PiStreamClient:
     async def logs(self, stream_id: str, lines: int = 100) -> list[dict[str, Any]]:
         result = await self._request("GET", f"/streams/{stream_id}/logs", params={"lines": str(lines)})
         return list(result.get("lines", []))
+
+    # -- housekeeping (refused with 403 ``power_control_disabled`` unless the agent's config allows it) ----
+
+    async def restart_agent(self) -> None:
+        """The agent exits and its service manager starts it again (202, then the action)."""
+        await self._request("POST", "/agent/restart")
+
+    async def reboot(self) -> None:
+        await self._request("POST", "/system/reboot")
+
+    async def shutdown(self) -> None:
+        await self._request("POST", "/system/shutdown")
 
     # -- WebSocket ---------------------------------------------------------------------------------------
 

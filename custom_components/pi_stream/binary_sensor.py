@@ -1,5 +1,6 @@
 """Binary sensors: the Pi's throttle flags (under-voltage, frequency capped, throttled, soft temperature
-limit, and their "has occurred" variants), the push connection, and a problem flag per stream.
+limit, and their "has occurred" variants), its health flags (root filesystem read-only, an unexpected
+reboot; on a Pi 5 a supply that did not negotiate 5 A), the push connection, and a problem flag per stream.
 
 Flags are written the moment they change — pushed events update the coordinator at once — and only then:
 an unchanged flag costs neither a state write nor a recorder row.
@@ -19,6 +20,7 @@ from homeassistant.components.binary_sensor import (
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
 from .coordinator import AgentState, PiStreamConfigEntry, PiStreamCoordinator
 from .entity import PiStreamEntity, PiStreamStreamEntity, async_add_stream_entities
@@ -32,6 +34,9 @@ class PiStreamBinarySensorEntityDescription(BinarySensorEntityDescription):
 
     value_fn: Callable[[AgentState, str], bool | None]
     attributes_fn: Callable[[AgentState, str], dict[str, Any] | None] = lambda _state, _subject: None
+    # The telemetry section whose hardware the flag needs ("supply"): created when the agent first reports
+    # it (not null). None: every Pi has it.
+    requires: str | None = None
 
 
 def _flag(section: str, name: str) -> Callable[[AgentState, str], bool | None]:
@@ -56,6 +61,43 @@ def under_voltage(state: AgentState, subject: str) -> bool | None:
     if all(witness is None for witness in witnesses):
         return None
     return False
+
+
+def _path(*path: str) -> Callable[[AgentState, str], Any]:
+    def read(state: AgentState, _subject: str) -> Any:
+        value: Any = state.telemetry
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        return value
+
+    return read
+
+
+def _boolean(read: Callable[[AgentState, str], Any]) -> Callable[[AgentState, str], bool | None]:
+    def value(state: AgentState, subject: str) -> bool | None:
+        found = read(state, subject)
+        return found if isinstance(found, bool) else None
+
+    return value
+
+
+def supply_limited(state: AgentState, subject: str) -> bool | None:
+    """On when the Pi 5's supply did not negotiate 5 A: the firmware then limits its USB ports to 600 mA
+    (and says "This power supply is not capable of supplying 5A" at boot)."""
+    five_amps = _boolean(_path("supply", "usb_max_current_5a"))(state, subject)
+    return None if five_amps is None else not five_amps
+
+
+def _root_attributes(state: AgentState, subject: str) -> dict[str, Any] | None:
+    device = _path("storage", "root", "device")(state, subject)
+    return {"device": device} if device is not None else None
+
+
+def _boot_attributes(state: AgentState, subject: str) -> dict[str, Any] | None:
+    last_boot = _path("boot", "last_boot")(state, subject)
+    if not isinstance(last_boot, int | float):
+        return None
+    return {"last_boot": dt_util.utc_from_timestamp(round(last_boot)).isoformat()}
 
 
 def stream_problem(state: AgentState, stream_id: str) -> bool | None:
@@ -98,7 +140,37 @@ def _throttle_descriptions() -> tuple[PiStreamBinarySensorEntityDescription, ...
     return tuple(descriptions)
 
 
-PI_BINARY_SENSORS = _throttle_descriptions()
+HEALTH_BINARY_SENSORS: tuple[PiStreamBinarySensorEntityDescription, ...] = (
+    PiStreamBinarySensorEntityDescription(
+        key="root_read_only",
+        translation_key="root_read_only",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        value_fn=_boolean(_path("storage", "root", "read_only")),
+        attributes_fn=_root_attributes,
+    ),
+    PiStreamBinarySensorEntityDescription(
+        key="unexpected_reboot",
+        translation_key="unexpected_reboot",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_boolean(_path("boot", "unexpected_reboot")),
+        attributes_fn=_boot_attributes,
+    ),
+    PiStreamBinarySensorEntityDescription(
+        key="supply_limited",
+        translation_key="supply_limited",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        value_fn=supply_limited,
+        requires="supply",
+    ),
+)
+
+PI_BINARY_SENSORS = _throttle_descriptions() + tuple(
+    description for description in HEALTH_BINARY_SENSORS if description.requires is None
+)
+BOARD_BINARY_SENSORS = tuple(
+    description for description in HEALTH_BINARY_SENSORS if description.requires is not None
+)
 
 PUSH_CONNECTED = PiStreamBinarySensorEntityDescription(
     key="push_connected",
@@ -189,7 +261,8 @@ async def async_setup_entry(
     entry: PiStreamConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Set up the Pi's flags and the push connection, and a problem flag for every stream."""
+    """Set up the Pi's flags and the push connection, its board's (when the agent reports that hardware),
+    and a problem flag for every stream."""
     coordinator = entry.runtime_data
     async_add_entities(
         [
@@ -197,6 +270,22 @@ async def async_setup_entry(
             PiStreamPushConnectedBinarySensor(coordinator, PUSH_CONNECTED),
         ]
     )
+    added: set[str] = set()
+
+    @callback
+    def add_board_flags() -> None:
+        telemetry = coordinator.data.telemetry
+        new = [
+            description
+            for description in BOARD_BINARY_SENSORS
+            if description.key not in added and isinstance(telemetry.get(description.requires or ""), Mapping)
+        ]
+        if new:
+            added.update(description.key for description in new)
+            async_add_entities(PiStreamBinarySensor(coordinator, description) for description in new)
+
+    add_board_flags()
+    entry.async_on_unload(coordinator.async_add_listener(add_board_flags))
     async_add_stream_entities(
         entry,
         async_add_entities,

@@ -1,4 +1,4 @@
-"""Buttons: restart every stream of a Pi, or one stream."""
+"""Buttons: restart every stream of a Pi, or one stream; the Pi's housekeeping (power_buttons.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
 from .entity import PiStreamEntity, PiStreamStreamEntity, async_add_stream_entities
+from .power_buttons import async_add_power_buttons
 from .services import async_restart_all_streams, async_restart_stream
 
 # One command at a time per platform: the agent answers at once (202) and the restarts follow as events.
@@ -24,6 +25,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     async_add_entities([PiStreamRestartAllButton(entry.runtime_data)])
+    async_add_power_buttons(entry, async_add_entities)
 
     def stream_buttons(coordinator: PiStreamCoordinator, stream_id: str) -> Iterable[Entity]:
         yield PiStreamRestartStreamButton(coordinator, stream_id)

@@ -16,6 +16,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.loader import async_get_integration
 
 from .agent_state import (
     AgentState,
@@ -65,6 +66,9 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
         self._vocabulary: AgentVocabulary | None = None
         self._listener: asyncio.Task[None] | None = None
         self._event_listeners: list[EventListener] = []
+        self._connections = 0  # WebSocket connections made: after the first, the agent may have restarted
+        # This integration's release (its manifest): the agent version it expects (update.py, repairs.py).
+        self.integration_version: str | None = None
 
     # -- fetching ----------------------------------------------------------------------------------------
 
@@ -74,6 +78,8 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
             self._info = await self.client.info()
             self._devices = await self.client.devices()
             self._vocabulary = AgentVocabulary.from_json(await self.client.vocabulary())
+            integration = await async_get_integration(self.hass, DOMAIN)
+            self.integration_version = str(integration.version) if integration.version else None
         except PiStreamAuthenticationError as err:
             raise ConfigEntryAuthFailed(translation_domain=DOMAIN, translation_key="invalid_auth") from err
         except PiStreamApiVersionError as err:
@@ -151,8 +157,20 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
             delay = min(delay * 2, RECONNECT_MAX_S)
 
     def _on_connected(self) -> None:
+        self._connections += 1
         if (state := self.state) is not None:
             self.async_set_updated_data(replace(state, pushed=True))
+        if self._connections > 1:
+            # The socket came back: the agent may have restarted in between (updated, or its config changed
+            # what it allows), so who it is is read again.
+            self.hass.async_create_task(self._refresh_info())
+
+    async def _refresh_info(self) -> None:
+        with contextlib.suppress(PiStreamError):
+            info = await self.client.info()
+            self._info = info
+            if (state := self.state) is not None and state.info != info:
+                self.async_set_updated_data(replace(state, info=info))
 
     @callback
     def _on_message(self, message: dict[str, Any]) -> None:

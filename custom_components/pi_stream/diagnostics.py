@@ -1,8 +1,10 @@
 """Diagnostics: everything needed to understand a Pi's trouble from a bug report, without its secrets.
 
-The entry, the agent's identity, its telemetry and every stream as the agent reports them *now* (read
-afresh when the diagnostics are downloaded; when the agent cannot be reached, the last state Home Assistant
-holds, marked as such with the reason), each stream with the last lines its publishers logged, the capture
+The entry, the agent's identity and its version against the one this integration release expects, its
+telemetry (with the Pi's health: storage, out-of-memory kills, supply, fan, boot) and every stream (each
+exit with the Pi's condition at that moment) as the agent reports them *now* (read afresh when the
+diagnostics are downloaded; when the agent cannot be reached, the last state Home Assistant holds, marked
+as such with the reason), each stream with the last lines its publishers logged, the capture
 devices, and the open repair issues.
 
 Secrets: the token and the RTSP credentials are redacted by key; every value that is a URL loses its login
@@ -19,6 +21,7 @@ from typing import Any
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.core import HomeAssistant
 
+from .agent_version import is_outdated
 from .api import PiStreamError
 from .const import CONF_TOKEN
 from .coordinator import AgentState, PiStreamConfigEntry
@@ -94,6 +97,11 @@ async def async_get_config_entry_diagnostics(
         "state_source": state_source,
         "agent": {key: value for key, value in asdict(state.info).items() if key != "raw"}
         | {"info": state.info.raw},
+        "versions": {
+            "agent": state.info.version,
+            "expected_agent": coordinator.integration_version,
+            "agent_outdated": is_outdated(state.info.version, coordinator.integration_version),
+        },
         "telemetry": state.telemetry,
         "streams": streams,
         "read_credentials": state.read_credentials,

@@ -1,4 +1,5 @@
-"""An event entity per stream: fires ``failed`` when its publisher exits (with the cause and the last log
+"""An event entity per stream: fires ``failed`` when its publisher exits (with the cause, the Pi's condition
+at that moment and the condition that contributed to the exit where the agent found one, and the last log
 lines) and ``recovered`` when frames flow again, so automations can react to both.
 
 Each one is also fired on Home Assistant's bus as :data:`EVENT_STREAM` with the stream's name and the
@@ -38,6 +39,8 @@ FAILURE_ATTRIBUTES = (
     "signal",
     "runtime_s",
     "cma_free_bytes",
+    "contributing_condition",  # under_voltage, overheating, memory_pressure… (the agent's vocabulary)
+    "context",  # the Pi at the moment of the exit: under-voltage, temperature, memory, Wi-Fi, kernel lines
 )
 
 
@@ -75,13 +78,25 @@ class PiStreamStreamEventEntity(PiStreamStreamEntity, EventEntity):
         # A stop asked for through the API (or a disable) is not a failure.
         if kind == "stream_exit" and data.get("cause") != CAUSE_STOPPED:
             attributes = {key: data.get(key) for key in FAILURE_ATTRIBUTES}
-            attributes["cause_name"] = self.coordinator.data.vocabulary.cause_name(data.get("cause"))
+            vocabulary = self.coordinator.data.vocabulary
+            attributes["cause_name"] = vocabulary.cause_name(data.get("cause"))
+            attributes["contributing_condition_name"] = vocabulary.contributing_condition_name(
+                data.get("contributing_condition")
+            )
             attributes["log_tail"] = [str(line) for line in (data.get("log_tail") or [])][-LOG_TAIL_LINES:]
             at = data.get("at") if data.get("at") is not None else event.get("timestamp")
             # One outage may take several failures (the retry fails too): it began with the first.
             outage = self._failure or {"since": at, "failures": 0}
             self._failure = {**outage, "cause": data.get("cause"), "failures": outage["failures"] + 1}
-            self._fire(EVENT_FAILED, attributes, {"summary": data.get("summary")})
+            self._fire(
+                EVENT_FAILED,
+                attributes,
+                {
+                    "summary": data.get("summary"),
+                    "contributing_condition": attributes["contributing_condition"],
+                    "contributing_condition_name": attributes["contributing_condition_name"],
+                },
+            )
         elif kind == "stream_state" and data.get("state") == STATE_RUNNING and self._failure is not None:
             failure, self._failure = self._failure, None
             downtime = None

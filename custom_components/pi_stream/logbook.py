@@ -2,7 +2,8 @@
 
 The logbook shows an event entity's state change only as "detected an event" (its event type is not part of
 the recorded row). event.py therefore also fires :data:`~.event.EVENT_STREAM` on the bus; this platform
-describes it: "Garage failed: Camera busy. …", "Garage recovered after 12 s (2 failures, the last: Camera
+describes it: "Garage failed: Camera busy. …", "Garage failed: Killed by a signal (contributing condition:
+Memory pressure). …", "Garage recovered after 12 s (2 failures, the last: Camera
 busy)". The cause's name is the agent's, put into the event when it
 fired, so old lines read the same after the Pi is gone.
 """
@@ -36,6 +37,9 @@ def describe_stream_event(data: dict[str, Any]) -> dict[str, str]:
     cause = data.get("cause_name") or data.get("cause")
     if data.get("event_type") == EVENT_FAILED:
         message = f"failed: {cause}" if cause else "failed"
+        condition = data.get("contributing_condition_name") or data.get("contributing_condition")
+        if condition:
+            message = f"{message} (contributing condition: {condition})"
         if summary := data.get("summary"):
             message = f"{message}. {summary}"
     else:

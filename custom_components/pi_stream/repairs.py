@@ -19,6 +19,14 @@ The conditions (documented for users in docs/home-assistant.md, "Repairs"):
   publishers together use at least :data:`SOFTWARE_ENCODING_RAISE` of all its CPU cores, continuously for
   :data:`SOFTWARE_ENCODING_SUSTAIN_S` seconds. It clears when their share drops below
   :data:`SOFTWARE_ENCODING_CLEAR` (hysteresis, so a share hovering at the threshold does not flap).
+- ``root_read_only``: the Pi's root filesystem is mounted read-only (``storage.root.read_only``: the kernel
+  remounts it so after errors, the classic dying SD card). It clears when the agent reports it writable.
+- ``storage_errors``: the kernel has logged SD/eMMC or filesystem errors since the Pi booted
+  (``storage.errors_total`` > 0; the newest line is quoted). It clears when the count is 0 again — after a
+  reboot, with the card replaced or checked.
+- ``agent_outdated``: the agent reports an older version than this integration release's (agent_version.py);
+  the issue names the install command. It clears when the agent reports that version or a newer one (read
+  again whenever the WebSocket reconnects, as it does after the agent restarts).
 - ``incompatible_agent``: raised from setup (``__init__.py``) when the agent speaks an API version the
   integration does not know; it clears when a later setup of the entry succeeds, or the entry is removed.
 """
@@ -36,6 +44,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
 from . import api
+from .agent_version import install_command, is_outdated, release_notes_url
 from .const import DOMAIN
 from .coordinator import AgentState, PiStreamConfigEntry
 from .vocabulary import CAUSE_BUFFER_ALLOCATION, STATE_RUNNING, STATE_STARTING, AgentVocabulary
@@ -50,6 +59,9 @@ ISSUE_CMA_EXHAUSTED = "cma_exhausted"
 ISSUE_UNDER_VOLTAGE = "under_voltage"
 ISSUE_SOFTWARE_ENCODING = "software_encoding"
 ISSUE_INCOMPATIBLE_AGENT = "incompatible_agent"
+ISSUE_ROOT_READ_ONLY = "root_read_only"
+ISSUE_STORAGE_ERRORS = "storage_errors"
+ISSUE_AGENT_OUTDATED = "agent_outdated"
 
 _MIB = 1024 * 1024
 
@@ -172,10 +184,27 @@ def evaluate(
     *,
     name: str,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    expected_version: str | None = None,
 ) -> list[RepairIssue]:
     """The issues open for this Pi, given ``history`` already advanced to ``now``. ``name`` is the Pi's
-    name as the user knows it."""
+    name as the user knows it; ``expected_version`` the agent version this integration release expects."""
     issues: list[RepairIssue] = []
+    issues += storage_issues(state, name)
+    if expected_version is not None and is_outdated(state.info.version, expected_version):
+        issues.append(
+            RepairIssue(
+                key=ISSUE_AGENT_OUTDATED,
+                translation_key=ISSUE_AGENT_OUTDATED,
+                severity=ir.IssueSeverity.WARNING,
+                placeholders={
+                    "name": name,
+                    "agent_version": state.info.version,
+                    "expected_version": expected_version,
+                    "command": install_command(expected_version),
+                    "release_url": release_notes_url(expected_version),
+                },
+            )
+        )
     cma = state.telemetry.get("cma") or {}
     for stream_id, stream in sorted(state.streams.items()):
         if blocked_by_cma(stream, state.vocabulary):
@@ -235,6 +264,44 @@ def evaluate(
     return issues
 
 
+def storage_issues(state: AgentState, name: str) -> list[RepairIssue]:
+    """A read-only root filesystem, and storage errors the kernel logged since boot."""
+    storage = state.telemetry.get("storage")
+    if not isinstance(storage, dict):
+        return []
+    issues: list[RepairIssue] = []
+    root = storage.get("root")
+    if not isinstance(root, dict):
+        root = {}
+    if root.get("read_only") is True:
+        issues.append(
+            RepairIssue(
+                key=ISSUE_ROOT_READ_ONLY,
+                translation_key=ISSUE_ROOT_READ_ONLY,
+                severity=ir.IssueSeverity.ERROR,
+                placeholders={"name": name, "device": str(root.get("device") or "?")},
+            )
+        )
+    errors = storage.get("errors_total")
+    if isinstance(errors, int) and errors > 0:
+        last = storage.get("last_error")
+        if not isinstance(last, dict):
+            last = {}
+        issues.append(
+            RepairIssue(
+                key=ISSUE_STORAGE_ERRORS,
+                translation_key=ISSUE_STORAGE_ERRORS,
+                severity=ir.IssueSeverity.WARNING,
+                placeholders={
+                    "name": name,
+                    "count": str(errors),
+                    "last_error": str(last.get("message") or "(not recorded)"),
+                },
+            )
+        )
+    return issues
+
+
 # -- the issue registry -----------------------------------------------------------------------------------
 
 
@@ -259,7 +326,14 @@ class PiStreamRepairs:
         state = self.entry.runtime_data.data  # set: this runs only after the first refresh succeeded
         now = dt_util.utcnow().timestamp()
         self.history = advance(self.history, state, now, self.thresholds)
-        issues = evaluate(state, self.history, now, name=self.entry.title, thresholds=self.thresholds)
+        issues = evaluate(
+            state,
+            self.history,
+            now,
+            name=self.entry.title,
+            thresholds=self.thresholds,
+            expected_version=self.entry.runtime_data.integration_version,
+        )
         self._apply({issue_id(self.entry.entry_id, issue.key): issue for issue in issues})
 
     @callback

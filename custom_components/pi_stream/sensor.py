@@ -1,5 +1,9 @@
-"""Sensors: the Pi's health (CMA, DMA-buf, temperature, clocks, CPU, memory, network, Wi-Fi, power) and each
-stream's state, frame rate, bitrate, restarts and publisher CPU.
+"""Sensors: the Pi's health (CMA, DMA-buf, temperature, clocks, CPU, memory, network, Wi-Fi, power, the root
+filesystem, storage errors, out-of-memory kills; a Pi 5's supply and any board's fan) and each stream's
+state, frame rate, bitrate, restarts and publisher CPU.
+
+Sensors of hardware that not every board has (the Pi 5's supply, a fan) exist only once the agent reports
+that section (``requires``): a sensor that could never have a value is not created.
 
 Every value is read from the coordinator's data (pushed telemetry, REST as the fallback). Numbers go through
 a write policy (write_policy.py) so that jitter does not flood the recorder; the stream state (an enum) is
@@ -21,9 +25,11 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import (
     PERCENTAGE,
+    REVOLUTIONS_PER_MINUTE,
     SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
     EntityCategory,
     UnitOfDataRate,
+    UnitOfElectricCurrent,
     UnitOfElectricPotential,
     UnitOfFrequency,
     UnitOfInformation,
@@ -80,6 +86,21 @@ FRAME_RATE_POLICY = WritePolicy(step=0.1, deadband=1.0, min_interval_s=SLOW_MIN_
 BITRATE_POLICY = WritePolicy(
     significant_digits=3, deadband_ratio=0.1, min_interval_s=SLOW_MIN_S, max_interval_s=SLOW_MAX_S
 )
+# The root filesystem fills slowly (logs, recordings): a percent point, or 256 MiB free, is news; a drift is
+# shown hourly. Its size and device are attributes that do not move.
+STORAGE_USED_POLICY = WritePolicy(step=1, deadband=1, min_interval_s=60.0, max_interval_s=3600.0)
+STORAGE_FREE_POLICY = WritePolicy(
+    step=16 * MIB, deadband=256 * MIB, min_interval_s=60.0, max_interval_s=3600.0
+)
+# A Pi 5's supply: the PMIC reads the 5 V input to the millivolt and the board's current to the milliamp;
+# both wobble with load. 0.05 V and 0.1 A are what a person would notice.
+SUPPLY_VOLTAGE_POLICY = VOLTAGE_POLICY
+CURRENT_POLICY = WritePolicy(step=0.01, deadband=0.1, min_interval_s=SLOW_MIN_S, max_interval_s=SLOW_MAX_S)
+# The fan's tachometer jitters by tens of rpm at a steady duty; its speed steps follow the PWM levels.
+FAN_SPEED_POLICY = WritePolicy(
+    step=10, deadband=200, deadband_ratio=0.1, min_interval_s=SLOW_MIN_S, max_interval_s=SLOW_MAX_S
+)
+FAN_DUTY_POLICY = PERCENT_POLICY
 # The boot time is derived (sample time − uptime) and wobbles by a second or two; a reboot moves it by more.
 BOOT_TIME_POLICY = WritePolicy(step=1, deadband=60.0)
 # Episode start: the pushed event's time and the next sample's agree to well under a second.
@@ -108,6 +129,9 @@ class PiStreamSensorEntityDescription(SensorEntityDescription):
     value_fn: Callable[[AgentState, str], Any]
     attributes_fn: Callable[[AgentState, str], dict[str, Any] | None] = lambda _state, _subject: None
     policy: WritePolicy = IMMEDIATE
+    # The telemetry section whose hardware the sensor needs ("supply", "fan"): the sensor is created when
+    # the agent first reports it (not null). None: every Pi has it.
+    requires: str | None = None
 
 
 def _megahertz(hertz: Any) -> float | None:
@@ -116,7 +140,10 @@ def _megahertz(hertz: Any) -> float | None:
 
 
 def _boot_time(state: AgentState, _subject: str) -> float | None:
+    """The agent's own figure (``boot.last_boot``) where it reports one; else sample time − uptime."""
     telemetry = state.telemetry
+    if isinstance(last_boot := _dig(telemetry, "boot", "last_boot"), int | float):
+        return float(last_boot)
     sampled_at = telemetry.get("timestamp")
     uptime = _dig(telemetry, "board", "uptime_s")
     if sampled_at is None or uptime is None:
@@ -146,6 +173,43 @@ def _episode_attributes(state: AgentState, _subject: str) -> dict[str, Any] | No
     return {
         "last_end": dt_util.utc_from_timestamp(round(end)) if isinstance(end, int | float) else None,
         "longest_duration_s": round(longest, 1) if isinstance(longest, int | float) else None,
+    }
+
+
+def _timestamp(value: Any) -> Any:
+    return dt_util.utc_from_timestamp(round(value)) if isinstance(value, int | float) else None
+
+
+def _root_attributes(state: AgentState, _subject: str) -> dict[str, Any] | None:
+    root = _dig(state.telemetry, "storage", "root")
+    if not isinstance(root, Mapping):
+        return None
+    return {"device": root.get("device"), "total_bytes": root.get("total_bytes")}
+
+
+def _storage_error_attributes(state: AgentState, _subject: str) -> dict[str, Any] | None:
+    storage = state.telemetry.get("storage")
+    if not isinstance(storage, Mapping):
+        return None
+    last = storage.get("last_error")
+    last = last if isinstance(last, Mapping) else {}
+    return {"last_error": last.get("message"), "last_error_at": _timestamp(last.get("timestamp"))}
+
+
+def _oom_kill_attributes(state: AgentState, _subject: str) -> dict[str, Any] | None:
+    """The newest kill: which process, and the stream it published for (None: not a publisher)."""
+    oom_kills = state.telemetry.get("oom_kills")
+    if not isinstance(oom_kills, Mapping):
+        return None
+    last = oom_kills.get("last")
+    last = last if isinstance(last, Mapping) else {}
+    stream_id = last.get("stream_id")
+    stream = state.streams.get(stream_id) if isinstance(stream_id, str) else None
+    return {
+        "last_process": last.get("process"),
+        "last_pid": last.get("pid"),
+        "last_stream": (stream or {}).get("name") or stream_id,
+        "last_at": _timestamp(last.get("timestamp")),
     }
 
 
@@ -273,6 +337,88 @@ PI_SENSORS: tuple[PiStreamSensorEntityDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=_boot_time,
         policy=BOOT_TIME_POLICY,
+    ),
+    PiStreamSensorEntityDescription(
+        key="storage_used",
+        translation_key="storage_used",
+        native_unit_of_measurement=PERCENTAGE,
+        suggested_display_precision=0,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda state, _: _dig(state.telemetry, "storage", "root", "used_percent"),
+        attributes_fn=_root_attributes,
+        policy=STORAGE_USED_POLICY,
+    ),
+    PiStreamSensorEntityDescription(
+        key="storage_free",
+        translation_key="storage_free",
+        device_class=SensorDeviceClass.DATA_SIZE,
+        native_unit_of_measurement=UnitOfInformation.BYTES,
+        suggested_unit_of_measurement=UnitOfInformation.GIBIBYTES,
+        suggested_display_precision=1,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda state, _: _dig(state.telemetry, "storage", "root", "free_bytes"),
+        policy=STORAGE_FREE_POLICY,
+    ),
+    PiStreamSensorEntityDescription(
+        key="storage_errors",
+        translation_key="storage_errors",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda state, _: _dig(state.telemetry, "storage", "errors_total"),
+        attributes_fn=_storage_error_attributes,
+    ),
+    PiStreamSensorEntityDescription(
+        key="oom_kills",
+        translation_key="oom_kills",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda state, _: _dig(state.telemetry, "oom_kills", "total"),
+        attributes_fn=_oom_kill_attributes,
+    ),
+)
+
+# Hardware only some boards have: created when the agent first reports the section (``requires``).
+BOARD_SENSORS: tuple[PiStreamSensorEntityDescription, ...] = (
+    PiStreamSensorEntityDescription(
+        key="input_voltage",
+        translation_key="input_voltage",
+        device_class=SensorDeviceClass.VOLTAGE,
+        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+        suggested_display_precision=2,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda state, _: _dig(state.telemetry, "supply", "input_voltage_v"),
+        policy=SUPPLY_VOLTAGE_POLICY,
+        requires="supply",
+    ),
+    PiStreamSensorEntityDescription(
+        key="supply_current",
+        translation_key="supply_current",
+        device_class=SensorDeviceClass.CURRENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        suggested_display_precision=2,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda state, _: _dig(state.telemetry, "supply", "current_a"),
+        policy=CURRENT_POLICY,
+        requires="supply",
+    ),
+    PiStreamSensorEntityDescription(
+        key="fan_speed",
+        translation_key="fan_speed",
+        native_unit_of_measurement=REVOLUTIONS_PER_MINUTE,
+        suggested_display_precision=0,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda state, _: _dig(state.telemetry, "fan", "rpm"),
+        policy=FAN_SPEED_POLICY,
+        requires="fan",
+    ),
+    PiStreamSensorEntityDescription(
+        key="fan_duty",
+        translation_key="fan_duty",
+        native_unit_of_measurement=PERCENTAGE,
+        suggested_display_precision=0,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda state, _: _dig(state.telemetry, "fan", "pwm_percent"),
+        policy=FAN_DUTY_POLICY,
+        requires="fan",
     ),
 )
 
@@ -538,7 +684,8 @@ async def async_setup_entry(
     entry: PiStreamConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Set up the Pi's sensors, its interfaces' (now and as they appear) and every stream's."""
+    """Set up the Pi's sensors, those of its board's extra hardware and its interfaces (now and as they
+    appear) and every stream's."""
     coordinator = entry.runtime_data
     async_add_entities(PiStreamSensor(coordinator, description) for description in PI_SENSORS)
 
@@ -548,6 +695,11 @@ async def async_setup_entry(
     def add_interfaces() -> None:
         telemetry = coordinator.data.telemetry
         new: list[Entity] = []
+        for description in BOARD_SENSORS:
+            section = description.requires
+            if isinstance(telemetry.get(section or ""), Mapping) and ("board", description.key) not in known:
+                known.add(("board", description.key))
+                new.append(PiStreamSensor(coordinator, description))
         for section, factory in (("network", interface_sensors), ("wifi", wifi_sensors)):
             interfaces = telemetry.get(section)
             if not isinstance(interfaces, Mapping):

@@ -85,6 +85,11 @@ def _limits(data: Mapping[str, Any]) -> dict[str, ValueRange]:
         raise VocabularyError(f"a limit is not a number range: {err!r}") from err
 
 
+def _optional_words(data: Mapping[str, Any], key: str) -> tuple[VocabularyWord, ...]:
+    """A list that an older agent does not publish yet: empty when absent, checked like any other."""
+    return _words(data, key) if key in data else ()
+
+
 def _names(words: tuple[VocabularyWord, ...]) -> dict[str, str]:
     return {word.id: word.name for word in words}
 
@@ -92,9 +97,9 @@ def _names(words: tuple[VocabularyWord, ...]) -> dict[str, str]:
 @dataclass(frozen=True)
 class AgentVocabulary:
     """``GET /api/v1/vocabulary``, parsed once: every word and limit the agent's streams are written in, in
-    the agent's order, each with its human name. Entity platforms, repairs and the logbook use the states and
-    causes; the options flow's forms (``stream_form.py``) use the sources, patterns, formats, encoders and
-    limits. ``raw`` is the whole answer."""
+    the agent's order, each with its human name. Entity platforms, repairs and the logbook use the states,
+    causes and contributing conditions; the options flow's forms (``stream_form.py``) use the sources,
+    patterns, formats, encoders and limits. ``raw`` is the whole answer."""
 
     version: int
     state_words: tuple[VocabularyWord, ...]
@@ -106,6 +111,9 @@ class AgentVocabulary:
     limits: Mapping[str, ValueRange]
     stream_id_pattern: str
     rtsp_path_pattern: str
+    # What the Pi was going through when a stream exited (under-voltage, overheating…): the agent's
+    # ``contributing_conditions``, absent from agents older than issue 10.
+    contributing_conditions: tuple[VocabularyWord, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -131,6 +139,7 @@ class AgentVocabulary:
             limits=_limits(data),
             stream_id_pattern=data["stream_id_pattern"],
             rtsp_path_pattern=str(data.get("rtsp_path_pattern") or ""),
+            contributing_conditions=_optional_words(data, "contributing_conditions"),
             raw=dict(data),
         )
 
@@ -158,6 +167,10 @@ class AgentVocabulary:
     def test_pattern_names(self) -> dict[str, str]:
         return _names(self.test_patterns)
 
+    @property
+    def contributing_condition_names(self) -> dict[str, str]:
+        return _names(self.contributing_conditions)
+
     def is_problem(self, state: object) -> bool:
         """The agent marks the states in which a stream needs attention (stalled, retrying, waiting for
         its device, given up on)."""
@@ -168,3 +181,10 @@ class AgentVocabulary:
         if not isinstance(cause, str):
             return None
         return self.cause_names.get(cause, cause)
+
+    def contributing_condition_name(self, condition: object) -> str | None:
+        """The agent's human name for a contributing condition of a stream exit; the raw word for one it
+        does not name; None when there was none."""
+        if not isinstance(condition, str):
+            return None
+        return self.contributing_condition_names.get(condition, condition)

@@ -70,6 +70,7 @@ class AgentProcess:
     state_dir: Path
     streams: list[dict[str, Any]] | None = field(default_factory=lambda: list(SMALL_STREAMS))
     telemetry_interval_s: float = 1.0
+    allow_power_control: bool = False  # restart/reboot/shutdown from the API (a simulated Pi only records)
     port: int = field(default_factory=free_port)
     rtsp_read_port: int = field(default_factory=free_port)
     rtsp_publish_port: int = field(default_factory=free_port)
@@ -120,6 +121,8 @@ class AgentProcess:
         }  # fmt: skip
         if self.streams is not None:
             config["streams"] = self.streams
+        if self.allow_power_control:
+            config["allow_power_control"] = True
         return config
 
     def start(self, timeout_s: float = 30.0) -> None:

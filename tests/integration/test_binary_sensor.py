@@ -107,7 +107,8 @@ async def test_binary_sensor_registry(
         ),
         key=lambda entry: entry.entity_id,
     )
-    assert len(entries) == 8 + 1 + 2  # throttle flags and their "occurred", push connection, 2 streams
+    # throttle flags and their "occurred", read-only root, unexpected reboot, push connection, 2 streams
+    assert len(entries) == 8 + 2 + 1 + 2
     for entry in entries:
         assert entry == snapshot(name=f"{entry.entity_id}-entry")
         state = hass.states.get(entry.entity_id)

@@ -456,6 +456,13 @@ def test_issue_placeholders_match_their_translations() -> None:
     ]
     given = {issue.translation_key: set(issue.placeholders) for issue in issues}
     given["incompatible_agent"] = {"name", "agent_api", "supported_api"}  # async_setup_failed, tested above
+    # The Pi's storage and the agent's version (tests/integration/test_health.py).
+    failing_storage = replace(
+        state,
+        telemetry={**state.telemetry, "storage": {"root": {"read_only": True}, "errors_total": 1}},
+    )
+    for issue in evaluate(failing_storage, history, T0 + 600, name="Pi", expected_version="99.0.0"):
+        given[issue.translation_key] = set(issue.placeholders)
     assert set(given) == set(translations)
     for key, names in given.items():
         text = translations[key]["title"] + translations[key]["description"]

@@ -20,6 +20,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.pi_stream.coordinator import AgentState, PiStreamCoordinator
 from custom_components.pi_stream.sensor import (
+    BOARD_SENSORS,
     INTERFACE_SENSORS,
     PI_SENSORS,
     STREAM_SENSORS,
@@ -277,6 +278,7 @@ def test_every_moving_number_has_a_write_policy() -> None:
     timestamps and the stream state are written as they change."""
     descriptions: list[PiStreamSensorEntityDescription] = [
         *PI_SENSORS,
+        *BOARD_SENSORS,
         *INTERFACE_SENSORS,
         *WIFI_SENSORS,
         *STREAM_SENSORS,
@@ -288,12 +290,13 @@ def test_every_moving_number_has_a_write_policy() -> None:
         else:
             assert description.policy.min_interval_s == 0, description.key
     immediate = {d.key for d in descriptions if d.policy == IMMEDIATE}
-    assert immediate == {"under_voltage_episodes", "state", "restart_count"}
+    # Counters of events (each one means something) are written as they change.
+    assert immediate == {"under_voltage_episodes", "state", "restart_count", "storage_errors", "oom_kills"}
 
 
 @pytest.mark.parametrize(
     "description",
-    [*PI_SENSORS, *INTERFACE_SENSORS, *WIFI_SENSORS, *STREAM_SENSORS],
+    [*PI_SENSORS, *BOARD_SENSORS, *INTERFACE_SENSORS, *WIFI_SENSORS, *STREAM_SENSORS],
     ids=lambda description: description.key,
 )
 @pytest.mark.parametrize(
