@@ -1,4 +1,5 @@
-"""API v1 routes for streams: state, commands, configuration, snapshots and logs (docs/api.md)."""
+"""API v1 routes for streams: state, commands, configuration, picture controls, snapshots and logs
+(docs/api.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from pi_stream_agent.api.errors import ApiError, read_json_object
-from pi_stream_agent.streams.manager import StreamManager, UnknownStreamError
+from pi_stream_agent.streams.manager import NoAutofocusError, StreamManager, UnknownStreamError
 from pi_stream_agent.streams.problems import StreamConfigError
 from pi_stream_agent.streams.snapshot import SnapshotError
 from pi_stream_agent.streams.store import StreamStoreError
@@ -189,6 +190,38 @@ async def logs(request: web.Request) -> web.Response:
     return web.json_response({"stream_id": stream_id, "lines": _manager(request).logs(stream_id, lines)})
 
 
+async def get_controls(request: web.Request) -> web.Response:
+    stream_id = _stream_id(request)
+    return web.json_response(_manager(request).controls(stream_id))
+
+
+async def put_controls(request: web.Request) -> web.Response:
+    """Several controls in one call, all checked against the camera first: any problem → 422 and nothing
+    applied; else stored, applied, and the controls document with the confirmed values."""
+    stream_id = _stream_id(request)
+    body = await read_json_object(request, 'control ids to values, e.g. {"rotation": "180"}')
+    try:
+        document = await _storing(_manager(request).set_controls(stream_id, body))
+    except StreamConfigError as exc:
+        raise ApiError(
+            422,
+            "invalid_config",
+            str(exc),
+            problems=[problem.to_json() for problem in exc.problems],
+            warnings=[problem.to_json() for problem in exc.warnings],
+        ) from None
+    return web.json_response(document)
+
+
+async def autofocus(request: web.Request) -> web.Response:
+    stream_id = _stream_id(request)
+    try:
+        await _manager(request).autofocus(stream_id)
+    except NoAutofocusError as exc:
+        raise ApiError(409, "no_autofocus", str(exc)) from None
+    return web.json_response({"stream_id": stream_id, "action": "autofocus", "accepted": True}, status=202)
+
+
 def add_stream_routes(app: web.Application, manager: StreamManager) -> None:
     app[STREAMS_KEY] = manager
     app.router.add_get(PREFIX, list_streams)
@@ -200,3 +233,6 @@ def add_stream_routes(app: web.Application, manager: StreamManager) -> None:
     app.router.add_post(PREFIX + "/{stream_id}/{action:start|stop|restart}", command)
     app.router.add_get(PREFIX + "/{stream_id}/snapshot", snapshot)
     app.router.add_get(PREFIX + "/{stream_id}/logs", logs)
+    app.router.add_get(PREFIX + "/{stream_id}/controls", get_controls)
+    app.router.add_put(PREFIX + "/{stream_id}/controls", put_controls)
+    app.router.add_post(PREFIX + "/{stream_id}/autofocus", autofocus)

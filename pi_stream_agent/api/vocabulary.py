@@ -1,7 +1,8 @@
 """``GET /api/v1/vocabulary``: every word and limit a client needs to show and edit streams, with human names.
 
 Built from the one owner of each list (the stream state and exit cause enums and their names in
-``streams/model.py``, the field vocabulary and limits in ``streams/fields.py``), never from a copy, so Home
+``streams/model.py``, the field vocabulary and limits in ``streams/fields.py``, the picture settings in
+``streams/settings.py``), never from a copy, so Home
 Assistant learns a new word by asking. Static while the agent runs: built once, on first request.
 """
 
@@ -34,6 +35,7 @@ from pi_stream_agent.streams.fields import (
     TEST_PATTERNS,
 )
 from pi_stream_agent.streams.model import CAUSE_NAMES, PROBLEM_STATES, STATE_NAMES
+from pi_stream_agent.streams.settings import vocabulary_json as stream_settings_json
 
 VOCABULARY_VERSION = 1
 PATH = "/api/v1/vocabulary"
@@ -80,6 +82,9 @@ def vocabulary() -> dict[str, Any]:
         },
         "stream_id_pattern": STREAM_ID_PATTERN,
         "rtsp_path_pattern": RTSP_PATH_PATTERN,
+        # Picture settings (streams/settings.py); ranges are defaults, narrowed per camera by
+        # GET /api/v1/streams/{id}/controls.
+        "stream_settings": stream_settings_json(),
     }
 
 

@@ -75,6 +75,8 @@ STREAM_KEYS = (
     "rtsp_path",
     "enabled",
     "substream",
+    "settings",
+    "v4l2_controls",
 )
 SUBSTREAM_KEYS = ("width", "height", "fps", "bitrate", "rtsp_path")
 SOURCE_KEYS: dict[str, tuple[str, ...]] = {
@@ -153,6 +155,8 @@ FIELD_LABELS: dict[str, str] = {
     "substream.fps": "Substream frame rate",
     "substream.bitrate": "Substream bitrate",
     "substream.rtsp_path": "Substream RTSP path",
+    "settings": "Picture settings",
+    "v4l2_controls": "Camera controls",
 }
 
 _ID = re.compile(STREAM_ID_PATTERN)

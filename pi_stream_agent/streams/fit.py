@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from pi_stream_agent.streams.controls import build_offer, camera_problems
 from pi_stream_agent.streams.fields import (
     FOURCC_TO_INPUT,
     FPS_TOLERANCE,
@@ -192,6 +193,10 @@ class _Resolved:
     description: str
 
 
+def _with_severity(problem: Problem, severity: Severity) -> Problem:
+    return problem if problem.severity == severity else replace(problem, severity=severity)
+
+
 def validate_streams(
     streams: Sequence[StreamConfig],
     devices: Mapping[str, Any],
@@ -246,6 +251,12 @@ def validate_streams(
                 description = f"CSI camera {camera.get('index')} ({camera.get('model')})"
                 for field, message in _check_csi_mode(stream, camera):
                     add(field, message + simulation_note, device_severity)
+                found.extend(
+                    _with_severity(problem, device_severity)
+                    for problem in camera_problems(
+                        build_offer(stream, camera=camera), index, camera_listed=bool(camera.get("controls"))
+                    )
+                )
             elif reason:
                 add("source.camera", f"not checked: CSI cameras could not be listed ({reason})", "warning")
             else:
@@ -264,6 +275,10 @@ def validate_streams(
             if device is not None:
                 key = ("v4l2", device.get("id"))
                 description = f"capture device {device.get('id')} ({device.get('name')})"
+                found.extend(
+                    _with_severity(problem, device_severity)
+                    for problem in camera_problems(build_offer(stream, device=device), index)
+                )
                 if device.get("formats"):
                     for field, message in _check_v4l2_mode(stream, device):
                         add(field, message + simulation_note, device_severity)

@@ -4,6 +4,12 @@ The API talks to this class only. It owns the supervisors (one per configured st
 changes (validated against the discovered devices, stored atomically, then only the changed streams are
 restarted), routes hot-plug events to the streams that wait for a device, and reports each stream's state
 with the URLs a reader should use.
+
+Picture controls (``controls.py`` says what a stream's camera offers): a change is checked against the
+camera, stored atomically, then applied — V4L2 controls live with ``v4l2-ctl`` (no restart), everything
+rpicam-vid or ffmpeg reads at start by a fast restart of the pipeline (main and substream together). A
+card's controls are set again whenever its stream (re)starts running, since cards forget them when
+replugged. Every change is announced as a ``stream_controls`` event carrying the controls document.
 """
 
 from __future__ import annotations
@@ -17,7 +23,17 @@ from typing import Any
 
 from pi_stream_agent.events import Event, EventBus
 from pi_stream_agent.rootfs import Root
-from pi_stream_agent.streams.fit import validate_streams
+from pi_stream_agent.soc import camera_isp_is_pisp
+from pi_stream_agent.streams import v4l2_controls as v4l2
+from pi_stream_agent.streams.controls import (
+    Offer,
+    build_offer,
+    check_change,
+    document,
+    driver_orientation,
+    tuning_files,
+)
+from pi_stream_agent.streams.fit import find_capture_device, find_csi_camera, validate_streams
 from pi_stream_agent.streams.model import (
     PipelineSpec,
     PreflightResult,
@@ -29,7 +45,7 @@ from pi_stream_agent.streams.model import (
 from pi_stream_agent.streams.pipelines import build_pipeline
 from pi_stream_agent.streams.platform import Platform
 from pi_stream_agent.streams.preflight import check_rtsp, preflight
-from pi_stream_agent.streams.problems import Problem, StreamConfigError
+from pi_stream_agent.streams.problems import Problem, StreamConfigError, stream_label
 from pi_stream_agent.streams.process import kill_leftovers
 from pi_stream_agent.streams.schema import parse_stream
 from pi_stream_agent.streams.serialize import to_json
@@ -43,6 +59,13 @@ _LOGGER = logging.getLogger(__name__)
 
 class UnknownStreamError(KeyError):
     """No stream with that id."""
+
+
+class NoAutofocusError(Exception):
+    """The stream's camera has no autofocus (the message says so plainly)."""
+
+
+STREAM_CONTROLS_EVENT = "stream_controls"
 
 
 class StreamManager:
@@ -77,6 +100,9 @@ class StreamManager:
         self._tracked: dict[str, list[str]] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._lock = asyncio.Lock()
+        self._autofocus_once: set[str] = set()  # streams whose next start runs one autofocus
+        self._v4l2_values: dict[str, dict[str, int]] = {}  # the card's values read back after a set
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -94,6 +120,9 @@ class StreamManager:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         supervisors, self._supervisors = list(self._supervisors.values()), {}
         await asyncio.gather(*(supervisor.close() for supervisor in supervisors), return_exceptions=True)
         for stream_id in list(self._tracked):
@@ -121,6 +150,11 @@ class StreamManager:
     # -- hooks -------------------------------------------------------------------------------------------
 
     def _build_spec(self, config: StreamConfig) -> PipelineSpec:
+        if config.id in self._autofocus_once:
+            # rpicam-vid takes no trigger while it runs: this one start focuses continuously (the lens
+            # finds focus within the first frames); the configured mode returns with the next start.
+            self._autofocus_once.discard(config.id)
+            config = replace(config, settings={**config.settings, "af_mode": "continuous"})
         config, env = self._platform.publish_environment(config, self._rtsp, self._tools)
         spec = build_pipeline(config, env)
         # The spec keeps the device path as the Pi sees it, for pre-flight checks and messages.
@@ -168,6 +202,121 @@ class StreamManager:
         ):
             # A new publisher: a cached picture would be from the old one.
             self.snapshots.invalidate(str(event.data.get("stream_id")))
+        if event.type == "stream_state" and event.data.get("state") == StreamState.RUNNING:
+            running = self._supervisors.get(str(event.data.get("stream_id")))
+            if running is not None and self._live_values(running.config):
+                # Cards forget their controls on replug or reset: set the stored ones again.
+                self._spawn(self._reapply(running.config.id))
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- picture controls --------------------------------------------------------------------------------
+
+    def _offer(self, config: StreamConfig) -> Offer:
+        devices = self._platform.devices()
+        if config.source.kind == "csi":
+            camera = find_csi_camera(devices, config.source.camera if config.source.camera is not None else 0)
+            board = self._platform.board()
+            pisp = camera_isp_is_pisp(board.get("soc"), board.get("hardware_h264_encoder"))
+            model = camera.get("model") if camera is not None else None
+            tuning = tuning_files(self._root, str(model) if model else None, pisp)
+            return build_offer(config, camera=camera, tuning=tuning)
+        if config.source.kind == "v4l2":
+            return build_offer(config, device=find_capture_device(devices, config.source.device))
+        return build_offer(config)
+
+    def _live_values(self, config: StreamConfig) -> dict[str, int | bool]:
+        """What v4l2-ctl sets on the stream's card: its stored controls, and its flips where they turn the
+        picture."""
+        if config.source.kind != "v4l2":
+            return {}
+        values: dict[str, int | bool] = dict(config.v4l2_controls)
+        if self._offer(config).orientation == "driver":
+            values.update(driver_orientation(config))
+        return values
+
+    async def _set_on_card(self, config: StreamConfig, values: Mapping[str, int | bool]) -> str | None:
+        """Set ``values`` on the stream's card and read them back; the card's refusal, or None."""
+        path = self._platform.device_path(config)
+        if path is None or not values:
+            return None
+        node = path if self._root.is_real else str(self._root.path(path))
+        outcome = await v4l2.run(v4l2.set_argv(self._tools.v4l2_ctl, node, values))
+        if not outcome.ok:
+            return outcome.output
+        readback = await v4l2.run(v4l2.get_argv(self._tools.v4l2_ctl, node, list(values)))
+        if readback.ok:
+            self._v4l2_values.setdefault(config.id, {}).update(v4l2.parse_get(readback.output))
+        return None
+
+    async def _reapply(self, stream_id: str) -> None:
+        supervisor = self._supervisors.get(stream_id)
+        if supervisor is None:
+            return
+        config = supervisor.config
+        refusal = await self._set_on_card(config, self._live_values(config))
+        if refusal:
+            _LOGGER.warning("Stream %s: the card refused its stored controls: %s", stream_id, refusal)
+        self._announce_controls(stream_id)
+
+    def _announce_controls(self, stream_id: str) -> None:
+        self._bus.publish(
+            STREAM_CONTROLS_EVENT, {"stream_id": stream_id, "controls": self.controls(stream_id)}
+        )
+
+    def controls(self, stream_id: str) -> dict[str, Any]:
+        """``GET /api/v1/streams/{id}/controls``: what the stream's camera offers, with values."""
+        config = self._supervisor(stream_id).config
+        return document(self._offer(config), self._v4l2_values.get(stream_id))
+
+    async def set_controls(self, stream_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Check every change against the camera (nothing applied on any problem: StreamConfigError), store
+        them atomically, apply (V4L2 live, the rest by a fast restart) and return the controls document."""
+        async with self._lock:
+            supervisor = self._supervisor(stream_id)
+            old = supervisor.config
+            change, problems = check_change(self._offer(old), changes)
+            if change is None:
+                raise StreamConfigError(problems, "invalid controls")
+            new = replace(old, settings=change.settings, v4l2_controls=change.v4l2_controls)
+            if change.live:
+                refusal = await self._set_on_card(new, self._live_values(new))
+                if refusal:
+                    await self._set_on_card(old, self._live_values(old))  # put the card back as it was
+                    problem = Problem(
+                        stream_label(None, stream_id),
+                        "",
+                        f"the camera refused the change ({refusal}); nothing was changed",
+                        stream_id=stream_id,
+                        sentence=f"The camera refused the change: {refusal}. Nothing was changed.",
+                    )
+                    raise StreamConfigError([problem], "controls refused by the camera")
+            try:
+                stored = await asyncio.get_running_loop().run_in_executor(
+                    None, self._store.upsert, to_json(new), self._validator
+                )
+            except BaseException:
+                if change.live:
+                    await self._set_on_card(old, self._live_values(old))
+                raise
+            supervisor.update_config(stored, restart=change.restart)
+            self._announce_controls(stream_id)
+            return self.controls(stream_id)
+
+    async def autofocus(self, stream_id: str) -> None:
+        """One autofocus cycle: a fast restart in which rpicam-vid focuses (NoAutofocusError where the
+        camera has none)."""
+        supervisor = self._supervisor(stream_id)
+        if not self._offer(supervisor.config).has_autofocus:
+            raise NoAutofocusError(
+                "This camera has no autofocus (its lens is fixed or focused by hand), so there is nothing "
+                "to trigger."
+            )
+        self._autofocus_once.add(stream_id)
+        supervisor.request_restart()
 
     # -- reading -----------------------------------------------------------------------------------------
 

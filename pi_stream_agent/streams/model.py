@@ -123,6 +123,11 @@ class StreamConfig:
     encoder: EncoderChoice = "auto"
     enabled: bool = True
     substream: SubstreamConfig | None = None
+    # Picture settings by id (streams/settings.py), absent = the camera's default; select values are strings.
+    settings: dict[str, Any] = field(default_factory=dict)
+    # V4L2 control name → value (ints; booleans as true/false; menus by index), set live with v4l2-ctl and
+    # set again after every (re)start and replug (cards forget them).
+    v4l2_controls: dict[str, int | bool] = field(default_factory=dict)
 
     @property
     def display_name(self) -> str:
@@ -147,6 +152,7 @@ class RtspSettings:
 class ToolPaths:
     rpicam_vid: str = "rpicam-vid"
     ffmpeg: str = "ffmpeg"
+    v4l2_ctl: str = "v4l2-ctl"  # sets V4L2 controls (streams/v4l2_controls.py)
     # The font the test patterns' clock is drawn with; None: a moving box instead (see fonts.py).
     clock_font: str | None = field(default_factory=clock_font)
 
@@ -160,6 +166,9 @@ class PublishEnvironment:
     soc: str | None = None  # "BCM2711", "BCM2712" (Pi 5: no hardware H.264 encoder)
     device_path: str | None = None  # v4l2 sources: the resolved device node to open
     tools: ToolPaths = ToolPaths()
+    # v4l2 sources: the card's controls (GET /devices form): orientation goes to its flip/rotate controls
+    # when it has them, else to an ffmpeg filter.
+    device_controls: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------- pipelines

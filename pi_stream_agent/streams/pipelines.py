@@ -48,6 +48,7 @@ from typing import Final
 
 from pi_stream_agent.soc import camera_isp_is_pisp
 
+from .controls import ORIENTATION_REFUSAL, orientation_by
 from .fields import COMPRESSED_INPUT_FORMATS, DEFAULT_TEST_PATTERN, TEST_PATTERN_IDS
 from .model import (
     Encoding,
@@ -57,6 +58,7 @@ from .model import (
     StreamConfig,
     SubstreamConfig,
 )
+from .settings import FLICKER_PERIOD_US, SETTINGS_BY_ID, TUNING_DIRS, effective_orientation
 from .urls import publish_url
 
 
@@ -286,7 +288,7 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
         ]
         if mbs * stream.fps > _MBPS_LEVEL_41:
             rpicam += ["--level", "4.2"]
-        rpicam += ["--output", "-"]
+        rpicam += [*rpicam_setting_args(stream, env), "--output", "-"]
         ffmpeg += [
             "-f",
             "h264",
@@ -316,6 +318,7 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
             str(stream.height),
             "--framerate",
             fps,
+            *rpicam_setting_args(stream, env),
             "--output",
             "-",
         ]
@@ -392,13 +395,23 @@ def _v4l2(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
         "-map",
         "0:v:0",
     ]
+    filters = orientation_filters(stream, env, encoding)
+    if filters:
+        ffmpeg += ["-vf", ",".join(filters)]
     if encoding == "copy":
         ffmpeg += ["-c:v", "copy"]
     else:
         gop = keyframe_interval_frames(stream.fps, stream.keyframe_interval_s)
         ffmpeg += _encode_args(encoding, stream.bitrate, gop)
     return _one_ffmpeg(
-        stream, env, ffmpeg, encoding=encoding, main_url=main_url, sub_url=sub_url, device_path=device
+        stream,
+        env,
+        ffmpeg,
+        encoding=encoding,
+        main_url=main_url,
+        sub_url=sub_url,
+        device_path=device,
+        pre_filters=filters,
     )
 
 
@@ -414,6 +427,7 @@ def _test(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
         )
     encoding = _encoded_choice(stream, env)
     gop = keyframe_interval_frames(stream.fps, stream.keyframe_interval_s)
+    filters = orientation_filters(stream, env, encoding)
     ffmpeg = [
         *_ffmpeg_head(env),
         # -re: read the generated source at its frame rate, as a camera would deliver it.
@@ -424,9 +438,12 @@ def _test(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
         pattern_graph(pattern, stream.width, stream.height, stream.fps, env.tools.clock_font),
         "-map",
         "0:v:0",
+        *(["-vf", ",".join(filters)] if filters else []),
         *_encode_args(encoding, stream.bitrate, gop),
     ]
-    return _one_ffmpeg(stream, env, ffmpeg, encoding=encoding, main_url=main_url, sub_url=sub_url)
+    return _one_ffmpeg(
+        stream, env, ffmpeg, encoding=encoding, main_url=main_url, sub_url=sub_url, pre_filters=filters
+    )
 
 
 def _one_ffmpeg(
@@ -438,13 +455,19 @@ def _one_ffmpeg(
     main_url: str,
     sub_url: str | None,
     device_path: str | None = None,
+    pre_filters: Sequence[str] = (),
 ) -> PipelineSpec:
     """One ffmpeg (V4L2 and test sources): its main output published, and the substream beside it."""
     transport = env.rtsp.publish_transport
     ffmpeg = [*ffmpeg, *_rtsp_output(main_url, transport)]
     if stream.substream is not None and sub_url is not None:
         ffmpeg += _substream_output(
-            stream, stream.substream, sub_url, encoding=_sub_encoding(env), transport=transport
+            stream,
+            stream.substream,
+            sub_url,
+            encoding=_sub_encoding(env),
+            transport=transport,
+            pre_filters=pre_filters,
         )
     return PipelineSpec(
         stream_id=stream.id,
@@ -481,6 +504,69 @@ def moving_overlay(width: int, height: int, font: str | None) -> str:
 def pattern_graph(pattern: str, width: int, height: int, fps: float, font: str | None) -> str:
     """The lavfi graph of a test stream: the pattern at the stream's size and rate, with moving content."""
     return f"{pattern}=size={width}x{height}:rate={_num(fps)},{moving_overlay(width, height, font)}"
+
+
+# ---------------------------------------------------------------------------------------- picture settings
+
+
+def _roi(zoom: float) -> str:
+    """A centred crop of 1/zoom of the sensor as rpicam-vid's --roi wants it: "x,y,w,h" in 0..1."""
+    side = 1.0 / zoom
+    offset = (1.0 - side) / 2.0
+    return ",".join(f"{value:.4f}".rstrip("0").rstrip(".") or "0" for value in (offset, offset, side, side))
+
+
+def rpicam_setting_args(stream: StreamConfig, env: PublishEnvironment) -> list[str]:
+    """The stream's picture settings as rpicam-vid options (each setting's option is named in
+    settings.py, with the line of rpicam-apps core/options.cpp that declares it)."""
+    args: list[str] = []
+    values = stream.settings
+    for setting_id, value in values.items():
+        setting = SETTINGS_BY_ID.get(setting_id)
+        if setting is None or setting.rpicam_option is None:
+            continue
+        option = "--" + setting.rpicam_option
+        if setting.kind == "switch":
+            if value and setting_id == "hdr":
+                args.append(f"{option}=auto")  # implicit_value("auto"): sensor HDR on a Camera Module 3
+            elif value:
+                args.append(option)  # a boost implicit_value(true) flag
+        elif setting_id == "shutter_us":
+            args += [option, f"{int(value)}us"]
+        elif setting_id == "flicker_period":
+            args += [option, f"{FLICKER_PERIOD_US[value]}us" if value in FLICKER_PERIOD_US else "0s"]
+        elif setting_id == "tuning_file":
+            isp = "pisp" if camera_isp_is_pisp(env.soc, env.hardware_h264_encoder) else "vc4"
+            args += [option, f"{TUNING_DIRS[isp]}/{value}.json"]
+        elif setting_id == "zoom":
+            args += [option, _roi(float(value))]
+        elif setting_id == "awb_red_gain":
+            blue = values.get("awb_blue_gain")
+            if blue is not None:
+                args += [option, f"{_num(value)},{_num(blue)}"]
+        elif setting_id == "awb_blue_gain":
+            continue  # written with the red gain: --awbgains r,b
+        elif setting.kind == "number":
+            args += [option, _num(value)]
+        else:
+            args += [option, str(value)]
+    return args
+
+
+def orientation_filters(stream: StreamConfig, env: PublishEnvironment, encoding: Encoding) -> list[str]:
+    """ffmpeg filters that turn the picture of a V4L2 or test stream (a CSI camera turns in rpicam-vid, a
+    card with flip controls in its driver). A 180° turn is both flips."""
+    if stream.source.kind == "csi":
+        return []
+    hflip, vflip = effective_orientation(stream.settings)
+    if not (hflip or vflip):
+        return []
+    by = orientation_by(stream, env.device_controls)
+    if by == "driver":
+        return []
+    if by == "none" or encoding == "copy":
+        raise PipelineError(f"stream {stream.id!r}: orientation {ORIENTATION_REFUSAL}")
+    return [name for name, wanted in (("hflip", hflip), ("vflip", vflip)) if wanted]
 
 
 def _check_numbers(stream: StreamConfig) -> None:

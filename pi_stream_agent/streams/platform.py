@@ -81,6 +81,11 @@ class Platform:
         config = self.with_camera_index(config)
         board = self.board()
         device_path = self.device_path(config)
+        device = (
+            find_capture_device(self.devices(), config.source.device)
+            if config.source.kind == "v4l2"
+            else None
+        )
         return config, PublishEnvironment(
             rtsp=rtsp,
             # A simulated Pi's encoder exists only on paper: the host encodes in software.
@@ -91,4 +96,5 @@ class Platform:
             if device_path and not self.root.is_real
             else device_path,
             tools=tools,
+            device_controls=dict((device or {}).get("controls") or {}),
         )

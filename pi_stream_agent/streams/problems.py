@@ -56,6 +56,7 @@ class Problem:
     stream_id: str | None = None
     index: int | None = None
     sentence: str | None = None
+    name: str | None = None  # the human name of a field outside FIELD_LABELS (a camera control)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.field}: {self.detail}" if self.field else f"{self.where}: {self.detail}"
@@ -67,7 +68,7 @@ class Problem:
     @property
     def label(self) -> str | None:
         """The field's human name ("Substream width"); None for a problem of no single known field."""
-        return FIELD_LABELS.get(self.field)
+        return self.name or FIELD_LABELS.get(self.field)
 
     @property
     def message(self) -> str:

@@ -36,6 +36,7 @@ devices and board in ``fit.py``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import voluptuous as vol
@@ -62,6 +63,8 @@ from pi_stream_agent.streams.fields import (
 from pi_stream_agent.streams.list_checks import structure_problems
 from pi_stream_agent.streams.model import SourceConfig, StreamConfig, SubstreamConfig
 from pi_stream_agent.streams.problems import Problem, StreamConfigError, raise_for_errors, stream_problem
+from pi_stream_agent.streams.settings import SETTINGS_BY_ID, normalized, settings_problems
+from pi_stream_agent.streams.v4l2_controls import control_name_problem
 from pi_stream_agent.yamlfile import boolean, describe_path, name_unknown_keys
 
 _SOURCE_SCHEMAS: dict[str, vol.Schema] = {
@@ -138,6 +141,25 @@ def _substream(value: Any) -> dict[str, Any] | None:
     return checked
 
 
+def _settings(value: Any) -> dict[str, Any]:
+    """The mapping's shape; each setting's value is checked in :func:`own_problems` (one problem each)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+        raise vol.Invalid(f"expected a mapping of picture settings such as {{rotation: 180}}, got {value!r}")
+    return dict(value)
+
+
+def _v4l2_controls(value: Any) -> dict[str, int | bool]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+        raise vol.Invalid(
+            f"expected a mapping of V4L2 control names to values such as {{brightness: 10}}, got {value!r}"
+        )
+    return dict(value)
+
+
 STREAM_SCHEMA = vol.Schema(
     {
         vol.Required(
@@ -156,6 +178,8 @@ STREAM_SCHEMA = vol.Schema(
         vol.Optional("rtsp_path", default=None): check_rtsp_path,
         vol.Optional("enabled", default=True): boolean,
         vol.Optional("substream", default=None): _substream,
+        vol.Optional("settings", default=None): _settings,
+        vol.Optional("v4l2_controls", default=None): _v4l2_controls,
     }
 )
 """Validates one stream mapping; values come out checked (``source`` as a SourceConfig). Use
@@ -214,6 +238,8 @@ def parse_stream(data: Any, index: int | None = None) -> StreamConfig:
         )
         if sub is not None
         else None,
+        settings=normalized(checked["settings"]),
+        v4l2_controls=checked["v4l2_controls"],
     )
     raise_for_errors(own_problems(stream, index))
     return stream
@@ -263,8 +289,9 @@ def own_problems(stream: StreamConfig, index: int | None = None) -> list[Problem
     """What a stream says about itself that cannot work, whatever the Pi."""
     found: list[Problem] = []
 
-    def add(field: str, detail: str, sentence: str | None = None) -> None:
-        found.append(stream_problem(index, stream.id, field, detail, sentence=sentence))
+    def add(field: str, detail: str, sentence: str | None = None, name: str | None = None) -> None:
+        problem = stream_problem(index, stream.id, field, detail, sentence=sentence)
+        found.append(replace(problem, name=name) if name else problem)
 
     sub = stream.substream
     if sub is not None:
@@ -286,6 +313,20 @@ def own_problems(stream: StreamConfig, index: int | None = None) -> list[Problem
                 f"must be at most the main fps ({stream.fps:g}), got {sub.fps:g}",
                 f"Substream frame rate must be at most the main stream's frame rate ({stream.fps:g} fps).",
             )
+    for key, predicate in settings_problems(stream.settings, stream.source.kind):
+        setting = SETTINGS_BY_ID.get(key)
+        label = setting.name if setting is not None else f'The setting "{key}"'
+        add(f"settings.{key}", predicate, f"{label} {predicate}.", setting.name if setting else None)
+    if stream.v4l2_controls and stream.source.kind != "v4l2":
+        add(
+            "v4l2_controls",
+            "apply to USB cameras and capture cards (v4l2 sources) only",
+            "Camera controls apply to USB cameras and capture cards only; use the picture settings instead.",
+        )
+    for name, value in stream.v4l2_controls.items():
+        problem = control_name_problem(name, value)
+        if problem:
+            add(f"v4l2_controls.{name}", problem, f'The camera control "{name}" {problem}.', name)
     if stream.encoder == "copy":
         source = stream.source
         if source.kind != "v4l2":

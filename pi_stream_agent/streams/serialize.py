@@ -41,4 +41,6 @@ def to_json(stream: StreamConfig) -> dict[str, Any]:
         }
         if sub is not None
         else None,
+        "settings": dict(stream.settings),
+        "v4l2_controls": dict(stream.v4l2_controls),
     }

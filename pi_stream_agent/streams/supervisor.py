@@ -157,10 +157,12 @@ class StreamSupervisor:
         self._backoff.reset()
         self._poke()
 
-    def update_config(self, config: StreamConfig) -> None:
+    def update_config(self, config: StreamConfig, *, restart: bool = True) -> None:
+        """Take a new config; restart when it differs, unless ``restart`` is False (a change the manager
+        applied live: V4L2 controls set with v4l2-ctl need no new publisher)."""
         changed = config != self.config
         self.config = config
-        if changed:
+        if changed and restart:
             self._wanted.restart = True
             self._backoff.reset()
         self._poke()
