@@ -18,6 +18,7 @@ from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .agent_state import (
+    STREAM_CONTROLS_EVENT,
     AgentState,
     apply_event,
     apply_stored_stream,
@@ -205,6 +206,8 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
         data = event.get("data")
         if kind in ("device_added", "device_removed"):
             self.hass.async_create_task(self._refresh_devices())
+        elif kind == STREAM_CONTROLS_EVENT and isinstance(data, Mapping):
+            self.hass.async_create_task(self._refresh_stream_config(str(data.get("stream_id"))))
         elif kind == "stream_state" and isinstance(data, Mapping) and "stats" not in data:
             # An agent that does not push stream stats yet: the new run's numbers come by REST.
             self.hass.async_create_task(self.async_request_refresh())
@@ -222,6 +225,17 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
         """The agent confirmed a stream's controls (its answer to PUT /streams/{id}/controls)."""
         if (state := self.state) is not None and stream_id in state.streams:
             self.async_set_updated_data(apply_stream_controls(state, stream_id, document))
+            self.hass.async_create_task(self._refresh_stream_config(stream_id))
+
+    async def _refresh_stream_config(self, stream_id: str) -> None:
+        """A change of controls is stored in the stream's configuration (``settings``,
+        ``v4l2_controls``): HA's copy follows, or the next change sent from it (the enable switch, the
+        options flow) would put the old values back."""
+        if (state := self.state) is None or stream_id not in state.streams:
+            return
+        with contextlib.suppress(PiStreamError):
+            stored = await self.client.stream(stream_id)
+            self.async_stream_stored(stream_id, stored)
 
     async def _refresh_controls(self) -> None:
         for stream_id in list(self.state.streams if self.state is not None else ()):
