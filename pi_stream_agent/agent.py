@@ -166,13 +166,15 @@ class Agent:
         self.agent_id = stable_agent_id(
             root, config.state_dir, self.stack.board.serial, simulated=self.simulation is not None
         )
-        # Below a fixture or simulated root, host tools would describe this machine, not that tree.
-        host_tools = root.is_real
+        # Below a fixture or simulated root, host tools would describe this machine, not that tree; a
+        # simulated Pi answers for its own camera and capture card instead (simulation/devices.py).
+        host_tools = root.is_real or self.simulation is not None
         self.registry = DeviceRegistry(
             root,
             self.bus,
             v4l2_ctl="v4l2-ctl" if host_tools else None,
             csi_tools=("rpicam-hello", "libcamera-hello") if host_tools else (),
+            tool_runner=self.simulation.tools if self.simulation is not None else None,
         )
         seed = config.streams
         if seed is None:  # not configured: a simulated Pi shows its test cameras

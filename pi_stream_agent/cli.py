@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     devices = commands.add_parser("devices", help="print the cameras and capture devices found, as JSON")
     devices.add_argument("--root", type=Path, help="read sysfs and /dev below this directory instead of /")
+    devices.add_argument(
+        "--tools-from-path",
+        action="store_true",
+        help="run rpicam-hello and v4l2-ctl from PATH even below --root (recorded outputs can stand in)",
+    )
 
     token = commands.add_parser("token", help="print the API token to paste into Home Assistant")
     _add_config_argument(token)
@@ -202,18 +207,20 @@ async def _one_sample(config: AgentConfig) -> dict[str, Any]:
             await stack.stop()
 
 
-def _list_devices(root_dir: Path | None) -> dict[str, Any]:
+def _list_devices(root_dir: Path | None, tools_from_path: bool = False) -> dict[str, Any]:
     from pi_stream_agent.discovery.libcamera import DEFAULT_TOOLS  # noqa: PLC0415
     from pi_stream_agent.discovery.registry import describe_devices  # noqa: PLC0415
     from pi_stream_agent.rootfs import Root  # noqa: PLC0415
 
     root = Root(root_dir) if root_dir is not None else Root()
     # As in the running agent: below another root, v4l2-ctl and rpicam-hello would describe this machine's
-    # devices (and open /dev nodes of the tree as if they were devices), not the tree's.
+    # devices (and open /dev nodes of the tree as if they were devices), not the tree's — unless the caller
+    # says the tools on PATH answer for the tree (--tools-from-path: recorded outputs standing in for them).
+    use_tools = root.is_real or tools_from_path
     return describe_devices(
         root,
-        v4l2_ctl="v4l2-ctl" if root.is_real else None,
-        csi_tools=DEFAULT_TOOLS if root.is_real else (),
+        v4l2_ctl="v4l2-ctl" if use_tools else None,
+        csi_tools=DEFAULT_TOOLS if use_tools else (),
     )
 
 
@@ -248,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "devices":
             if args.root is not None and not args.root.is_dir():
                 raise ConfigError(f"--root: {args.root} is not a directory")
-            _print_json(_list_devices(args.root))
+            _print_json(_list_devices(args.root, args.tools_from_path))
             return EXIT_OK
         if args.command == "sample":
             config = _check_paths(_apply_overrides(_load_config(args.config), args))

@@ -6,6 +6,16 @@ The parser reads every layout rpicam-apps has printed (core/options.cpp):
 * 2022: the same header, modes ``1332x990 [120.05 fps - (696, 528)/2664x1980 crop]``;
 * current: header ``[4608x2592 10-bit RGGB]``; continuation lines aligned with spaces (or tabs in copies).
 
+With ``-v`` (rpicam-apps since 2023) each camera also gets an ``Available controls for 4608x2592
+SRGGB10_CSI2P mode:`` block, a dashed line, then one ``<Control> : [<min>..<max>]`` line per libcamera
+control (``ControlInfo::toString()``). That block carries sizes too (its title, ``ScalerCrop : [(0, 0)/64x64..
+(0, 0)/4608x2592]``), so once it starts no line is read as a mode. The controls become
+``CsiCamera.controls``: ``{"AfMode": {"min": 0, "max": 2}, "AwbEnable": {"min": false, "max": true},
+"ScalerCrop": {"min": "(0, 0)/64x64", "max": "(0, 0)/4608x2592"}}`` — ints and floats as numbers,
+true/false as booleans, anything else as its text; ``"default"`` too where a later libcamera prints one
+after the range. The reader always passes ``-v``: an older rpicam-hello/libcamera-hello accepts it and just
+prints no block (the camera then has no controls listed).
+
 CSI cameras do not hot-plug, so the reader runs at start and on an explicit refresh only (it takes about a
 second and briefly opens every camera through libcamera).
 """
@@ -17,13 +27,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pi_stream_agent.discovery.v4l2 import resolve_tool, run_tool
+from pi_stream_agent.discovery.v4l2 import ToolRunner, resolve_tool, run_tool
 
 # Regexes are fine here: this runs once at start, never in the telemetry path.
 _HEADER = re.compile(r"^\s*(\d+)\s*:\s*(.+?)\s*\[([^\]]*)\]\s*(?:\((.*)\))?\s*$")
 _FORMAT = re.compile(r"'([^']+)'\s*:")
 _SIZE = re.compile(r"(\d+)x(\d+)(?:\s*\[([^\]]*)\])?")
 _USB_ID_TAIL = re.compile(r"-[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
+_CONTROL = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_]*) : \[(?P<range>.*)\](?P<tail>.*)$")
+_CONTROLS_TITLE = "Available controls for "
 _MODE_DETAIL = re.compile(r"([\d.]+)\s*fps(?:\s*-\s*\(\s*(\d+),\s*(\d+)\)/(\d+)x(\d+)\s*crop)?")
 
 DEFAULT_TOOLS = ("rpicam-hello", "libcamera-hello")
@@ -127,12 +139,48 @@ def _parse_mode_sizes(camera: CsiCamera, fmt: str, text: str) -> None:
         camera.modes.append(Mode(fmt, int(match.group(1)), int(match.group(2)), fps, crop))
 
 
+def parse_control_value(text: str) -> int | float | bool | str:
+    """One end of a libcamera range as printed by ``ControlValue::toString()``: ``0`` → 0, ``1.122807`` →
+    1.122807, ``false`` → False, ``(0, 0)/64x64`` (a Rectangle) stays text."""
+    text = text.strip()
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def parse_control_line(line: str) -> tuple[str, dict[str, Any]] | None:
+    """``AfMode : [0..2]`` → ("AfMode", {"min": 0, "max": 2}); None when the line is no control line.
+    A range without ``..`` (a shape this parser does not know) keeps the control with no bounds: the camera
+    still has it."""
+    match = _CONTROL.match(line.strip())
+    if match is None:
+        return None
+    low, sep, high = match.group("range").partition("..")
+    info: dict[str, Any] = {"min": parse_control_value(low), "max": parse_control_value(high)} if sep else {}
+    # A default after the range ("[0..2] default 0", "[0..2] (default 0)") where a libcamera prints one.
+    tail = match.group("tail").strip().strip("()").strip()
+    for prefix in ("default", "def", "="):
+        if tail.startswith(prefix):
+            tail = tail[len(prefix) :].strip(" =:")
+    if tail:
+        info["default"] = parse_control_value(tail)
+    return match.group("name"), info
+
+
 def parse_list_cameras(text: str) -> list[CsiCamera]:
     """All cameras in ``--list-cameras`` output; ``[]`` for ``No cameras available!`` or anything odd.
     Never raises. Lines outside a camera block (titles, libcamera log lines) are ignored."""
     cameras: list[CsiCamera] = []
     camera: CsiCamera | None = None
     fmt: str | None = None
+    in_controls = False  # inside the camera's "Available controls" block: no line is a mode there
     for raw in text.splitlines():
         line = raw.rstrip()
         if not line.strip() or line.lstrip().startswith("["):
@@ -143,10 +191,18 @@ def parse_list_cameras(text: str) -> list[CsiCamera]:
             _parse_header_details(camera, header.group(3))
             camera.id_path = header.group(4).strip() if header.group(4) else None
             cameras.append(camera)
-            fmt = None
+            fmt, in_controls = None, False
             continue
         if camera is None:
             continue
+        if line.strip().startswith(_CONTROLS_TITLE) and line[0].isspace():
+            in_controls = True
+            continue
+        if in_controls:
+            control = parse_control_line(line)
+            if control is not None:
+                camera.controls[control[0]] = control[1]
+            continue  # the dashed underline, or a line of a shape not known: never a mode
         if not line[0].isspace() and not line.lstrip().startswith("Modes:"):
             camera, fmt = None, None  # something else than this camera's mode list
             continue
@@ -172,22 +228,26 @@ class CsiListing:
 
 
 class CsiCameraReader:
-    """Runs ``rpicam-hello --list-cameras`` (falling back to ``libcamera-hello``) from PATH with a timeout.
+    """Runs ``rpicam-hello --list-cameras -v`` (falling back to ``libcamera-hello``) from PATH with a timeout.
 
     Blocking: call :meth:`read` from an executor. Never raises; an absent tool gives an empty list and a
     reason (rpicam-apps exist only on Raspberry Pi OS).
     """
 
-    def __init__(self, tools: Sequence[str] = DEFAULT_TOOLS, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, tools: Sequence[str] = DEFAULT_TOOLS, timeout_s: float = 10.0, runner: ToolRunner | None = None
+    ) -> None:
         self._tools = tuple(tools)
         self._timeout_s = timeout_s
+        self._runner = runner  # the simulated Pi answers in-process; names are then not looked up on PATH
 
     def read(self) -> CsiListing:
         for tool in self._tools:
-            path = resolve_tool(tool)
+            path = tool if self._runner is not None else resolve_tool(tool)
             if path is None:
                 continue
-            ran = run_tool([path, "--list-cameras"], self._timeout_s)
+            # -v adds each camera's "Available controls" block: what it can do, in the same run.
+            ran = (self._runner or run_tool)([path, "--list-cameras", "-v"], self._timeout_s)
             cameras = [camera for camera in parse_list_cameras(ran.stdout) if not camera.is_usb]
             # A non-zero exit with cameras listed still gives usable cameras; keep the reason for the user.
             return CsiListing(cameras, tool, ran.reason)

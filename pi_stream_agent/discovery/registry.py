@@ -13,13 +13,22 @@
          "driver": "uvcvideo",
          "formats": [{"fourcc": "MJPG", "description": "Motion-JPEG", "compressed": true,
                       "sizes": [{"width": 1920, "height": 1080, "fps": [30.0],
-                                 "min_width": null, "min_height": null}]}]}
+                                 "min_width": null, "min_height": null}]}],
+         "controls": {"brightness": {"type": "int", "min": -64, "max": 64, "step": 1, "default": 0,
+                                     "value": 0},           # v4l2-ctl --list-ctrls-menus (v4l2_controls.py)
+                      "power_line_frequency": {"type": "menu", "min": 0, "max": 2, "default": 1, "value": 1,
+                                               "menu": {"0": "Disabled", "1": "50 Hz", "2": "60 Hz"}},
+                      "exposure_time_absolute": {"type": "int", "min": 1, "max": 5000, "step": 1,
+                                                 "default": 156, "value": 156, "flags": ["inactive"]}}}
       ],
       "csi_cameras": [
         {"index": 0, "model": "imx708", "sensor_width": 4608, "sensor_height": 2592, "bit_depth": 10,
          "bayer": "RGGB", "id_path": "/base/axi/pcie@120000/rp1/i2c@88000/imx708@1a",
          "modes": [{"format": "SRGGB10_CSI2P", "width": 1536, "height": 864, "fps": 120.13,
-                    "crop": {"x": 768, "y": 432, "width": 3072, "height": 1728}}]}
+                    "crop": {"x": 768, "y": 432, "width": 3072, "height": 1728}}],
+         "controls": {"AfMode": {"min": 0, "max": 2}, "LensPosition": {"min": 0.0, "max": 32.0},
+                      "AwbEnable": {"min": false, "max": true},     # rpicam-hello --list-cameras -v
+                      "ScalerCrop": {"min": "(0, 0)/64x64", "max": "(0, 0)/4608x2592"}}}
       ],
       "hardware_encoder": {"h264": true, "device": "/dev/video11", "name": "bcm2835-codec-encode"},
                                                 # h264 false on a Pi 5; null when no node list was readable
@@ -29,13 +38,16 @@
       ],
       "unavailable": {                          # why a list may be empty or incomplete; {} when all is well
         "csi_cameras": "rpicam-hello or libcamera-hello not found on PATH (…)",
-        "formats": "v4l2-ctl not found on PATH (…)"     # also "capture_devices", "bus_info", "hotplug"
+        "formats": "v4l2-ctl not found on PATH (…)"     # also "capture_devices", "bus_info", "hotplug",
+                                                        #   "controls" (the last read_controls failed)
       }
     }
 
 Events on the :class:`~pi_stream_agent.events.EventBus`: ``device_added`` / ``device_removed`` with
 ``{"device": <capture device JSON>}`` when a capture card appears or disappears (compared by ``id``). CSI
-cameras do not hot-plug: they are read at start and on :meth:`DeviceRegistry.refresh`.
+cameras do not hot-plug: they are read at start and on :meth:`DeviceRegistry.refresh`. A capture device's
+controls are read with it at every scan (so a replugged card shows the values it came back with) and on
+demand by :meth:`DeviceRegistry.read_controls` (after a change: one ``v4l2-ctl`` run for that device).
 """
 
 from __future__ import annotations
@@ -50,6 +62,7 @@ from pi_stream_agent.discovery.v4l2 import (
     CaptureDevice,
     HardwareEncoder,
     PlatformNode,
+    ToolRunner,
     V4l2Scan,
     V4l2Scanner,
 )
@@ -62,6 +75,7 @@ class DeviceRegistry:
 
     ``v4l2_ctl`` / ``csi_tools``: tool names looked up on PATH (or absolute paths); ``v4l2_ctl=None`` uses
     sysfs alone. Every scan runs in the default executor, so the event loop never waits on a subprocess.
+    ``tool_runner`` answers for the tools instead of running them (the simulated Pi's devices).
     """
 
     def __init__(
@@ -77,10 +91,11 @@ class DeviceRegistry:
         debounce_s: float = 0.2,
         poll_interval_s: float = 2.0,
         use_inotify: bool = True,
+        tool_runner: ToolRunner | None = None,
     ) -> None:
         self._bus = bus
-        self._scanner = V4l2Scanner(root, v4l2_ctl, tool_timeout_s)
-        self._csi_reader = CsiCameraReader(csi_tools, csi_timeout_s)
+        self._scanner = V4l2Scanner(root, v4l2_ctl, tool_timeout_s, runner=tool_runner)
+        self._csi_reader = CsiCameraReader(csi_tools, csi_timeout_s, runner=tool_runner)
         self._watcher = (
             HotplugWatcher(
                 root,
@@ -95,6 +110,7 @@ class DeviceRegistry:
         self._lock = asyncio.Lock()
         self._scan = V4l2Scan()
         self._csi = CsiListing()
+        self._controls_reason: str | None = None  # why the last on-demand controls read failed
         self._started = False
 
     # -- state -------------------------------------------------------------------------------------------
@@ -122,7 +138,10 @@ class DeviceRegistry:
 
     def unavailable(self) -> dict[str, str]:
         hotplug = self._watcher.reason if self._watcher is not None and self._watcher.mode == "poll" else None
-        return _unavailable(self._scan, self._csi, hotplug)
+        reasons = _unavailable(self._scan, self._csi, hotplug)
+        if self._controls_reason:
+            reasons["controls"] = self._controls_reason
+        return reasons
 
     def to_json(self) -> dict[str, Any]:
         return devices_json(self._scan, self._csi, self.unavailable())
@@ -155,6 +174,26 @@ class DeviceRegistry:
             scan = await loop.run_in_executor(None, self._scanner.scan)
             self._csi = await loop.run_in_executor(None, self._csi_reader.read)
             self._apply(scan)
+
+    async def read_controls(self, device_id: str) -> dict[str, dict[str, Any]]:
+        """Re-read one capture device's V4L2 controls (current values) and keep them in the device list.
+
+        Raises :class:`KeyError` for an id not in the current list. When v4l2-ctl is missing or fails
+        without printing a control, the controls last read are returned unchanged (the reason is in
+        :meth:`unavailable` under ``"controls"``)."""
+        device = next((d for d in self._scan.capture_devices if d.id == device_id), None)
+        if device is None:
+            raise KeyError(device_id)
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            controls, reason = await loop.run_in_executor(None, self._scanner.read_controls, device.path)
+        if reason is not None:
+            self._controls_reason = reason
+        elif controls is not None:
+            self._controls_reason = None
+        if controls is not None:
+            device.controls = controls
+        return device.controls
 
     async def rescan_capture(self) -> None:
         """Rescan V4L2 nodes only (the hot-plug path); publishes ``device_added``/``device_removed``."""

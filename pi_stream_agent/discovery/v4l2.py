@@ -12,8 +12,9 @@ Three layers, as everywhere in the agent:
   metadata-only node is dropped).
 * **Enumeration** from a :class:`~pi_stream_agent.rootfs.Root`: sysfs ``sys/class/video4linux/videoN``
   (``name``, ``index``, ``device`` link → bus, driver, USB identity) and ``dev/v4l/by-id`` symlinks, then
-  ``v4l2-ctl`` (an argument list with a timeout) for formats and, only where sysfs says nothing, for bus
-  info. Blocking: run :meth:`V4l2Scanner.scan` in an executor.
+  ``v4l2-ctl`` (an argument list with a timeout) for formats and controls (one run per USB node:
+  ``--info --list-ctrls-menus --list-formats-ext``; controls parsed by :mod:`.v4l2_controls`) and, only where
+  sysfs says nothing, for bus info. Blocking: run :meth:`V4l2Scanner.scan` in an executor.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pi_stream_agent.discovery.v4l2_controls import parse_list_ctrls_menus
 from pi_stream_agent.rootfs import Root, describe_os_error
 
 # ---------------------------------------------------------------------------------------------------------
@@ -539,6 +541,10 @@ class ToolResult:
     reason: str | None = None
 
 
+# How discovery runs a tool: ``run_tool`` on a Pi; a simulated Pi answers in-process (simulation/devices.py)
+ToolRunner = Callable[[Sequence[str], float], ToolResult]
+
+
 def resolve_tool(tool: str) -> str | None:
     """An absolute path is used as it is; a bare name is looked up on PATH (each time: installing
     v4l-utils later must not need an agent restart)."""
@@ -691,11 +697,12 @@ def nodes_from_listing(root: Root, listing: Sequence[ListedDevice]) -> list[Vide
 
 @dataclass
 class _Probe:
-    """What ``v4l2-ctl -d <node> --info --list-formats-ext`` said about one node."""
+    """What ``v4l2-ctl -d <node> --info --list-ctrls-menus --list-formats-ext`` said about one node."""
 
     info: DriverInfo
     formats: list[Format] | None  # None: the tool did not run or printed no format list
     reason: str | None
+    controls: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class V4l2Scanner:
@@ -704,18 +711,34 @@ class V4l2Scanner:
     ``tool`` is ``v4l2-ctl`` by name (looked up on PATH at each scan), an absolute path, or None to use sysfs
     alone. The tool is run only for USB nodes (one process each, for formats and device caps) and, when some
     node's bus is unknown to sysfs, once for ``--list-devices``: a Pi 4 with ~20 codec/ISP nodes costs no fork
-    for them.
+    for them. ``runner`` replaces running the tool (the simulated Pi answers in-process; the name is then
+    not looked up on PATH).
     """
 
-    def __init__(self, root: Root, tool: str | None = "v4l2-ctl", timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        root: Root,
+        tool: str | None = "v4l2-ctl",
+        timeout_s: float = 5.0,
+        runner: ToolRunner | None = None,
+    ) -> None:
         self._root = root
         self._tool = tool
         self._timeout_s = timeout_s
+        self._runner = runner
+
+    def _tool_path(self) -> str | None:
+        if not self._tool:
+            return None
+        return self._tool if self._runner is not None else resolve_tool(self._tool)
+
+    def _run(self, argv: Sequence[str]) -> ToolResult:
+        return (self._runner or run_tool)(argv, self._timeout_s)
 
     def scan(self) -> V4l2Scan:
         """Blocking (sysfs reads, subprocesses): call from an executor. Never raises."""
         result = V4l2Scan()
-        tool_path = resolve_tool(self._tool) if self._tool else None
+        tool_path = self._tool_path()
         tool_reason = None if tool_path else self._missing_tool_reason()
 
         nodes, sysfs_reason = read_sysfs_nodes(self._root)
@@ -758,6 +781,7 @@ class V4l2Scanner:
                     stable_path=stable.get(node.node),
                     driver=node.driver or probe.info.driver,
                     formats=[f for f in probe.formats or [] if f.buffer_type in CAPTURE_BUFFER_TYPES],
+                    controls=probe.controls,
                 )
             )
         if format_reasons:
@@ -768,7 +792,7 @@ class V4l2Scanner:
     def _missing_tool_reason(self) -> str:
         if not self._tool:
             return "formats not read: v4l2-ctl use is disabled"
-        return f"{self._tool} not found on PATH (install v4l-utils for formats and bus info)"
+        return f"{self._tool} not found on PATH (install v4l-utils for formats, controls and bus info)"
 
     def _fill_from_listing(
         self, nodes: list[VideoNode], sysfs_missing: bool, tool_path: str | None
@@ -776,7 +800,7 @@ class V4l2Scanner:
         """Bus info (and, without sysfs, the nodes themselves) from ``v4l2-ctl --list-devices``."""
         if tool_path is None:
             return nodes, self._missing_tool_reason()
-        listed = run_tool([tool_path, "--list-devices"], self._timeout_s)
+        listed = self._run([tool_path, "--list-devices"])
         listing = parse_list_devices(listed.stdout)
         if sysfs_missing:
             return nodes_from_listing(self._root, listing), listed.reason
@@ -788,10 +812,27 @@ class V4l2Scanner:
         return nodes, listed.reason
 
     def _probe(self, node: VideoNode, tool_path: str) -> _Probe:
+        # One process answers all three (a Pi Zero pays one fork per card, not three); v4l2-ctl prints
+        # them in this order: driver info, controls, formats.
         device = str(self._root.path(node.path))
-        ran = run_tool([tool_path, "-d", device, "--info", "--list-formats-ext"], self._timeout_s)
+        argv = [tool_path, "-d", device, "--info", "--list-ctrls-menus", "--list-formats-ext"]
+        ran = self._run(argv)
         formats = parse_list_formats_ext(ran.stdout) if "VIDIOC_ENUM_FMT" in ran.stdout else None
-        return _Probe(parse_v4l2_info(ran.stdout), formats, ran.reason)
+        return _Probe(parse_v4l2_info(ran.stdout), formats, ran.reason, parse_list_ctrls_menus(ran.stdout))
+
+    def read_controls(self, path: str) -> tuple[dict[str, dict[str, Any]] | None, str | None]:
+        """One device's controls now (``v4l2-ctl -d <path> --list-ctrls-menus``, one process), for
+        re-reading current values after a change. ``(None, reason)`` when the tool is missing or failed
+        without printing any control. Blocking: call from an executor."""
+        tool_path = self._tool_path()
+        if tool_path is None:
+            return None, self._missing_tool_reason()
+        device = str(self._root.path(path))
+        ran = self._run([tool_path, "-d", device, "--list-ctrls-menus"])
+        controls = parse_list_ctrls_menus(ran.stdout)
+        if ran.reason is not None and not controls:
+            return None, ran.reason
+        return controls, ran.reason
 
     @staticmethod
     def _captures_video(node: VideoNode, probe: _Probe) -> bool:

@@ -338,6 +338,77 @@ V4L2_PI4_DEVICES = Capture(
     ),
 )
 
+CSI_IMX708_VERBOSE = Capture(
+    "v4l2/list_cameras_v_pi5_imx708_af_indiallsky.txt",
+    source=(
+        "https://github.com/aaronwmorris/indi-allsky/blob/add4c572399667f49f3d7a56dfa6064fe1308f8d/docs/wiki/Camera-Information.md"
+    ),
+    board=("Raspberry Pi 5, imx708 (Camera Module 3 class, Arducam-made) with autofocus and HdrMode"),
+    text=(
+        "0 : imx708 [4608x2592 10-bit RGGB] (/base/axi/pcie@1000120000/rp1/i2c@88000/imx708@1a)\n"
+        "    Modes: 'SRGGB10_CSI2P' : 1536x864 [120.13 fps - (768, 432)/3072x1728 crop]\n"
+        "                             2304x1296 [56.03 fps - (0, 0)/4608x2592 crop]\n"
+        "                             4608x2592 [14.35 fps - (0, 0)/4608x2592 crop]\n"
+        "\n"
+        "    Available controls for 4608x2592 SRGGB10_CSI2P mode:\n"
+        "    ----------------------------------------------------\n"
+        "    AeConstraintMode : [0..3]\n"
+        "    AeEnable : [false..true]\n"
+        "    AeExposureMode : [0..3]\n"
+        "    AeFlickerMode : [0..1]\n"
+        "    AeFlickerPeriod : [100..1000000]\n"
+        "    AeMeteringMode : [0..3]\n"
+        "    AfMetering : [0..1]\n"
+        "    AfMode : [0..2]\n"
+        "    AfPause : [0..2]\n"
+        "    AfRange : [0..2]\n"
+        "    AfSpeed : [0..1]\n"
+        "    AfTrigger : [0..1]\n"
+        "    AfWindows : [(0, 0)/0x0..(65535, 65535)/65535x65535]\n"
+        "    AnalogueGain : [1.122807..16.000000]\n"
+        "    AnalogueGainMode : [0..1]\n"
+        "    AwbEnable : [false..true]\n"
+        "    AwbMode : [0..7]\n"
+        "    Brightness : [-1.000000..1.000000]\n"
+        "    CnnEnableInputTensor : [false..true]\n"
+        "    ColourGains : [0.000000..32.000000]\n"
+        "    ColourTemperature : [100..100000]\n"
+        "    Contrast : [0.000000..32.000000]\n"
+        "    ExposureTime : [26..220416802]\n"
+        "    ExposureTimeMode : [0..1]\n"
+        "    ExposureValue : [-8.000000..8.000000]\n"
+        "    FrameDurationLimits : [69669..220535845]\n"
+        "    HdrMode : [0..4]\n"
+        "    LensPosition : [0.000000..15.000000]\n"
+        "    NoiseReductionMode : [0..4]\n"
+        "    Saturation : [0.000000..32.000000]\n"
+        "    ScalerCrop : [(0, 0)/51x39..(0, 0)/4608x2592]\n"
+        "    Sharpness : [0.000000..16.000000]\n"
+        "    StatsOutputEnable : [false..true]\n"
+        "    SyncFrames : [1..1000000]\n"
+        "    SyncMode : [0..2]\n"
+    ),
+)
+
+CARD_CONTROLS = Capture(
+    "v4l2/list_ctrls_menus_usb_video_capture_card_virtio_linuxmedia2025.txt",
+    source=(
+        "linux-media list, Message-ID <DAPQ9L3FCLIF.24FIDLQST2S1O@gmail.com> (2025-06-18), "
+        "v4l2-ctl --all controls part"
+    ),
+    board=("USB capture device 'usb video: usb video' (MJPG 1280x720) seen through virtio-media"),
+    text=(
+        "\n"
+        "User Controls\n"
+        "\n"
+        "                     brightness 0x00980900 (int)    : min=-128 max=127 step=1 default=-11 "
+        "value=-11\n"
+        "                       contrast 0x00980901 (int)    : min=0 max=255 step=1 default=148 value=148\n"
+        "                     saturation 0x00980902 (int)    : min=0 max=255 step=1 default=180 value=180\n"
+        "                            hue 0x00980903 (int)    : min=-128 max=127 step=1 default=0 value=0\n"
+    ),
+)
+
 ALL_CAPTURES: tuple[Capture, ...] = (
     CPUINFO_PI4,
     MEMINFO_PI4_4GB,
@@ -348,4 +419,6 @@ ALL_CAPTURES: tuple[Capture, ...] = (
     HWMON_THERMAL_PATHS,
     UNDER_VOLTAGE_LINES,
     V4L2_PI4_DEVICES,
+    CSI_IMX708_VERBOSE,
+    CARD_CONTROLS,
 )

@@ -19,6 +19,7 @@ from pathlib import Path
 from pi_stream_agent.rootfs import Root
 from pi_stream_agent.simulation import captures
 from pi_stream_agent.simulation.captures import capture_text
+from pi_stream_agent.simulation.devices import SimulatedTools, write_usb_card
 from pi_stream_agent.simulation.gencmd import SimulatedGencmd
 from pi_stream_agent.simulation.model import PiModel, PiState, SimulationConfig
 from pi_stream_agent.simulation.render import (
@@ -91,12 +92,16 @@ class SimulatedPi:
         model: PiModel,
         config: SimulationConfig,
         templates: _Templates,
+        *,
+        tools: SimulatedTools | None = None,
     ) -> None:
         self.base = base
         self.seed = seed
         self.model = model
         self.config = config
         self.gencmd = SimulatedGencmd(model.state)
+        # What rpicam-hello and v4l2-ctl answer for this Pi's camera and capture card (devices.py).
+        self.tools = tools or SimulatedTools(None)
         # Test-pattern cameras: the streams code adds its simulated cameras here.
         self.cameras: list[object] = []
         self._templates = templates
@@ -272,7 +277,7 @@ def build_simulated_root(
     _write_static(base, fixtures, serial)
     write_atomic(base / KMSG, render_kmsg(KmsgRecord(KMSG_INFO, 0, 0, BOOT_KMSG)))
 
-    pi = SimulatedPi(base, seed, model, config, templates)
+    pi = SimulatedPi(base, seed, model, config, templates, tools=SimulatedTools(fixtures))
     pi.write_dynamic()
     return pi
 
@@ -305,3 +310,4 @@ def _write_static(base: Path, fixtures: Path | None, serial: str) -> None:
     listing = capture_text(captures.V4L2_PI4_DEVICES, fixtures)
     media = sorted({line.strip()[len("/dev/") :] for line in listing.splitlines() if "/dev/media" in line})
     write_video_nodes(base, pi4_video_nodes(listing), media)
+    write_usb_card(base)

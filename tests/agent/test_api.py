@@ -193,12 +193,19 @@ async def test_oversized_body_is_refused_with_413(agent: Agent) -> None:
             assert response.status == 200
 
 
-async def test_devices_lists_the_simulated_pi_platform_nodes_but_offers_none(agent: Agent) -> None:
+async def test_devices_lists_the_simulated_pi_platform_nodes_and_offers_its_camera_and_card(
+    agent: Agent,
+) -> None:
     async with aiohttp.ClientSession(headers=auth(agent)) as session:
         async with session.post(base_url(agent) + "/api/v1/devices/refresh") as response:
             assert response.status == 200
             devices = await response.json()
-    assert devices["capture_devices"] == []
+    # The simulated Pi's USB capture card and Camera Module 3, with their recorded controls
+    # (pi_stream_agent/simulation/devices.py); the Pi's own nodes are never offered.
+    assert [(d["path"], d["name"]) for d in devices["capture_devices"]] == [("/dev/video2", "USB Video")]
+    assert devices["capture_devices"][0]["controls"]["brightness"]["min"] == -128
+    assert [(c["index"], c["model"]) for c in devices["csi_cameras"]] == [(0, "imx708")]
+    assert devices["csi_cameras"][0]["controls"]["AfMode"] == {"min": 0, "max": 2}
     assert devices["hardware_encoder"]["h264"] is True
     assert any(node["driver"] == "unicam" for node in devices["platform_nodes"])
 

@@ -267,11 +267,11 @@ def test_reader_timeout(bin_dir: Path, tmp_path: Path, monkeypatch: pytest.Monke
     listing = CsiCameraReader(timeout_s=0.5).read()
     assert time.monotonic() - started < 3.0
     assert listing.cameras == []
-    assert listing.reason == f"`{bin_dir}/rpicam-hello --list-cameras` timed out after 0.5 s"
+    assert listing.reason == f"`{bin_dir}/rpicam-hello --list-cameras -v` timed out after 0.5 s"
 
 
 def test_reader_failing_tool(bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     install_standins(bin_dir, {"rpicam-hello": "rpicam-hello"})
     monkeypatch.setenv("RPICAM_STANDIN_EXIT", "255")
     listing = CsiCameraReader().read()
-    assert listing.reason == f"`{bin_dir}/rpicam-hello --list-cameras` exited with status 255"
+    assert listing.reason == f"`{bin_dir}/rpicam-hello --list-cameras -v` exited with status 255"

@@ -126,7 +126,7 @@ async def test_tools_missing_are_explained(tree: FixtureTree, no_tools: None) ->
     assert [d["path"] for d in document["capture_devices"]] == ["/dev/video0"]
     assert document["csi_cameras"] == []
     assert document["unavailable"] == {
-        "formats": "v4l2-ctl not found on PATH (install v4l-utils for formats and bus info)",
+        "formats": "v4l2-ctl not found on PATH (install v4l-utils for formats, controls and bus info)",
         "csi_cameras": "rpicam-hello or libcamera-hello not found on PATH (CSI cameras need rpicam-apps)",
     }
     await registry.stop()

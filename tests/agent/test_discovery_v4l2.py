@@ -556,8 +556,8 @@ def test_formats_and_caps_from_v4l2_ctl(tree: FixtureTree, standin: Path) -> Non
     assert result.reasons == {}
     root = tree.base
     assert calls(standin) == [
-        f"-d {root}/dev/video0 --info --list-formats-ext",
-        f"-d {root}/dev/video1 --info --list-formats-ext",
+        f"-d {root}/dev/video0 --info --list-ctrls-menus --list-formats-ext",
+        f"-d {root}/dev/video1 --info --list-ctrls-menus --list-formats-ext",
     ]
 
 
@@ -652,7 +652,8 @@ def test_tool_missing_falls_back_to_sysfs(
     result = scan(tree, "v4l2-ctl").scan()
     assert [d.path for d in result.capture_devices] == ["/dev/video0"]
     assert (
-        result.reasons["formats"] == "v4l2-ctl not found on PATH (install v4l-utils for formats and bus info)"
+        result.reasons["formats"]
+        == "v4l2-ctl not found on PATH (install v4l-utils for formats, controls and bus info)"
     )
 
 
@@ -663,7 +664,8 @@ def test_tool_timing_out_gives_reason(tree: FixtureTree, standin: Path) -> None:
     result = scan(tree, "v4l2-ctl", timeout_s=0.5).scan()
     assert time.monotonic() - started < 4.0  # two probes of 0.5 s, not two sleeps of 5 s
     assert [d.path for d in result.capture_devices] == ["/dev/video0"]  # sysfs index decides
-    command = f"{standin.parent}/bin/v4l2-ctl -d {tree.base}/dev/video0 --info --list-formats-ext"
+    options = "--info --list-ctrls-menus --list-formats-ext"
+    command = f"{standin.parent}/bin/v4l2-ctl -d {tree.base}/dev/video0 {options}"
     assert result.reasons["formats"] == f"`{command}` timed out after 0.5 s"
 
 

@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 
+from pi_stream_agent.discovery.libcamera import parse_list_cameras
+from pi_stream_agent.discovery.registry import DeviceRegistry
+from pi_stream_agent.discovery.v4l2_controls import parse_list_ctrls_menus
 from pi_stream_agent.events import EventBus
 from pi_stream_agent.rootfs import Gaps
 from pi_stream_agent.simulation import SimulatedPi, SimulationConfig, build_simulated_root, captures
@@ -288,7 +291,8 @@ def test_tree_thermal_hwmon_dmabuf_kmsg(pi: SimulatedPi) -> None:
 def test_tree_v4l2_sysfs(pi: SimulatedPi) -> None:
     v4l = pi.base / "sys/class/video4linux"
     numbers = sorted(int(p.name[5:]) for p in v4l.iterdir())
-    assert numbers == [0, 1, 10, 11, 12, 13, 14, 15, 16, 18, 20, 21, 22, 23, 31]
+    # The Pi 4's own nodes, and video2/video3: the simulated USB capture card (simulation/devices.py).
+    assert numbers == [0, 1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 18, 20, 21, 22, 23, 31]
     assert (v4l / "video11/name").read_text() == "bcm2835-codec-encode\n"
     assert (v4l / "video0/name").read_text() == "unicam-image\n"
     assert (v4l / "video14/index").read_text() == "1\n"
@@ -646,10 +650,17 @@ async def test_power_watch_sees_both_edges(pi: SimulatedPi) -> None:
     assert fragment["under_voltage_now"] is False and fragment["under_voltage_episodes"] == 1
 
 
-def test_v4l2_discovery_finds_the_pi4_blocks_and_no_capture_card(pi: SimulatedPi) -> None:
+def test_v4l2_discovery_finds_the_pi4_blocks_and_the_usb_card(pi: SimulatedPi) -> None:
     v4l2 = collector("pi_stream_agent.discovery.v4l2")
     scan = v4l2.V4l2Scanner(pi.root, tool=None).scan()
-    assert scan.capture_devices == []
+    (card,) = scan.capture_devices  # from sysfs alone: video3 is its metadata node (index 1), not a source
+    assert (card.id, card.name, card.path, card.driver) == (
+        "usb-0000:01:00.0-1.3",
+        "USB Video",
+        "/dev/video2",
+        "uvcvideo",
+    )
+    assert card.stable_path == "/dev/v4l/by-id/usb-534d_USB_Video-video-index0"
     encoder = scan.hardware_encoder
     assert (encoder.h264, encoder.device, encoder.name) == (True, "/dev/video11", "bcm2835-codec-encode")
     roles = {node.path: node.role for node in scan.platform_nodes}
@@ -660,3 +671,41 @@ def test_v4l2_discovery_finds_the_pi4_blocks_and_no_capture_card(pi: SimulatedPi
         "platform:bcm2835-codec",
         "platform:bcm2835-isp",
     }
+
+
+# ------------------------------------------------------------------------------ cameras and their controls
+
+
+async def test_simulated_devices_carry_the_recorded_controls(pi: SimulatedPi) -> None:
+    """The agent's real discovery, with the simulated Pi answering for rpicam-hello and v4l2-ctl: the camera
+    and the card list exactly what the recorded outputs list."""
+    registry = DeviceRegistry(pi.root, EventBus(), tool_runner=pi.tools, hotplug=False)
+    await registry.start()
+    try:
+        document = registry.to_json()
+        (card,) = document["capture_devices"]
+        assert card["controls"] == parse_list_ctrls_menus(fixture_text(captures.CARD_CONTROLS.relative))
+        assert card["controls"]["brightness"]["default"] == -11
+        assert await registry.read_controls(card["id"]) == card["controls"]
+    finally:
+        await registry.stop()
+    (camera,) = document["csi_cameras"]
+    (recorded,) = parse_list_cameras(fixture_text(captures.CSI_IMX708_VERBOSE.relative))
+    assert camera["controls"] == recorded.controls
+    assert camera["controls"]["AfMode"] == {"min": 0, "max": 2}
+    assert len(camera["modes"]) == 3
+    # Adapted: the Pi 4's camera id (the capture is from a Pi 5).
+    assert camera["id_path"] == "/base/soc/i2c0mux/i2c@1/imx708@1a"
+    assert document["unavailable"] == {}
+
+
+def test_simulated_tools_answer_like_the_real_ones(pi: SimulatedPi) -> None:
+    plain = pi.tools(["rpicam-hello", "--list-cameras"], 1.0)
+    assert "Modes:" in plain.stdout and "Available controls" not in plain.stdout
+    assert "AfMode : [0..2]" in pi.tools(["rpicam-hello", "--list-cameras", "-v"], 1.0).stdout
+    missing = pi.tools(["v4l2-ctl", "-d", "/dev/video9", "--list-ctrls-menus"], 1.0)
+    assert (missing.stdout, missing.reason) == (
+        "",
+        "`v4l2-ctl -d /dev/video9 --list-ctrls-menus` exited with status 1: "
+        "Cannot open device /dev/video9, exiting.",
+    )
