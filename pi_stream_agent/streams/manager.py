@@ -398,8 +398,14 @@ class StreamManager:
         )
 
     async def upsert(self, data: Mapping[str, Any]) -> tuple[StreamConfig, list[Problem]]:
-        """Create or replace a stream (validated with all the others, stored atomically, applied)."""
+        """Create or replace a stream (validated with all the others, stored atomically, applied). A body
+        without ``settings`` or ``v4l2_controls`` keeps the stream's current ones (a form that edits size
+        and rate must not reset the picture); ``{}`` clears them."""
         async with self._lock:
+            current = self._supervisors.get(str(data.get("id")))
+            if current is not None:
+                kept = {"settings": current.config.settings, "v4l2_controls": current.config.v4l2_controls}
+                data = {**{key: dict(value) for key, value in kept.items() if key not in data}, **data}
             config = await asyncio.get_running_loop().run_in_executor(
                 None, self._store.upsert, dict(data), self._validator
             )

@@ -376,7 +376,8 @@ def test_invalid_streams_name_file_key_path_and_fix(tmp_path: Path) -> None:
         "letter or digit (e.g. garage or cam-1), got 'Bad Id'\n"
         "  streams[2]: widht: unknown key for a stream (check the spelling; it takes id, name, source, "
         "width, "
-        "height, fps, bitrate, keyframe_interval_s, encoder, rtsp_path, enabled, substream)"
+        "height, fps, bitrate, keyframe_interval_s, encoder, rtsp_path, enabled, substream, settings, "
+        "v4l2_controls)"
     )
 
 
