@@ -26,8 +26,9 @@ async def async_setup_entry(
     async_add_control_entities(entry, async_add_entities, "number", PiStreamControlNumber)
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _number(value: Any) -> int | float | None:
+    """A number of the agent's as it sent it: a whole-numbered control (V4L2) shows 10, not 10.0."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def agent_number(control: Mapping[str, Any], value: float) -> int | float:
@@ -50,7 +51,8 @@ class PiStreamControlNumber(PiStreamControlEntity, NumberEntity):
 
     @property
     def native_min_value(self) -> float:
-        return _number(self.control.get("min")) or 0.0
+        minimum = _number(self.control.get("min"))
+        return 0.0 if minimum is None else minimum
 
     @property
     def native_max_value(self) -> float:

@@ -142,7 +142,9 @@ async def test_the_enable_switch_keeps_the_settings(hass: HomeAssistant, agent: 
     await wait_for(
         hass,
         lambda: (
-            hass.config_entries.async_entries(DOMAIN)[0].runtime_data.data.streams["garage"]["config"]["settings"]
+            hass.config_entries.async_entries(DOMAIN)[0].runtime_data.data.streams["garage"]["config"][
+                "settings"
+            ]
             == {"rotation": "180"}
         ),
         "HA's copy of the configuration",
@@ -202,7 +204,9 @@ async def test_the_stream_editor_offers_the_orientation(
     stored as the stream's settings, and the entities follow."""
     await select(hass, "180")
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
-    result = await hass.config_entries.options.async_configure(result["flow_id"], {"next_step_id": "edit_stream"})
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "edit_stream"}
+    )
     result = await hass.config_entries.options.async_configure(result["flow_id"], {"stream": "garage"})
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"name": "Garage", "source": "test"}
