@@ -382,7 +382,7 @@ def settings_form(
     encoders = [word for word in vocabulary.encoders if word.id != COPY_ENCODER or can_copy]
     fields[vol.Required(CONF_ENCODER)] = _select(_words(encoders))
     for setting in orientation_settings(vocabulary, choice.kind):
-        fields[vol.Required(setting.id)] = _setting_selector(setting)
+        fields[vol.Optional(setting.id)] = _setting_selector(setting)
         suggested[setting.id] = _setting_value(setting, (current.get(CONF_SETTINGS) or {}).get(setting.id))
     fields[vol.Required(CONF_SUBSTREAM)] = BooleanSelector()
     encoder_ids = [word.id for word in encoders]
