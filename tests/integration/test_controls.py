@@ -37,6 +37,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, snapsh
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.pi_stream.const import DOMAIN
+from custom_components.pi_stream.number import agent_number
+from custom_components.pi_stream.select import choices
 from tests.integration.stable_agent import StableAgentProcess, run_agent, wait_for
 
 COMPONENT = Path(__file__).resolve().parents[2] / "custom_components" / "pi_stream"
@@ -243,3 +245,31 @@ def test_every_setting_has_its_translated_name_states_and_icon(published: list[d
         if setting.get("options"):
             assert translated["state"] == {option["id"]: option["name"] for option in setting["options"]}
         assert icons[setting["kind"]][setting["id"]]["default"] == setting["icon"]
+
+
+# -- a camera's own controls (V4L2) --------------------------------------------------------------------------
+
+
+def test_a_cards_menu_shows_its_labels() -> None:
+    """A V4L2 menu's option ids are bare indexes: Home Assistant shows the driver's labels and sends the
+    index back; a label listed twice stays selectable. A setting's options are its ids (translated)."""
+    menu = {
+        "id": "v4l2:power_line_frequency",
+        "source": "v4l2",
+        "options": [
+            {"id": "0", "name": "Disabled"},
+            {"id": "1", "name": "50 Hz"},
+            {"id": "2", "name": "60 Hz"},
+            {"id": "3", "name": "50 Hz"},
+        ],
+    }
+    assert choices(menu) == {"Disabled": "0", "50 Hz": "1", "60 Hz": "2", "50 Hz (3)": "3"}
+    setting = {"id": "rotation", "source": "setting", "options": [{"id": "0", "name": "0°"}]}
+    assert choices(setting) == {"0": "0"}
+
+
+def test_whole_numbered_controls_are_sent_as_integers() -> None:
+    """Home Assistant's number service gives floats; a V4L2 integer control takes an integer."""
+    assert agent_number({"min": -128, "max": 127, "step": 1}, 10.0) == 10
+    assert isinstance(agent_number({"min": -128, "max": 127, "step": 1}, 10.0), int)
+    assert agent_number({"min": -1.0, "max": 1.0, "step": 0.05}, 0.25) == 0.25
