@@ -2,6 +2,9 @@
 
 What a pushed message means for the state is decided by the pure functions of agent_state.py; this module
 does the I/O around them (the socket, REST reads when a message says HA's copy is incomplete, listeners).
+Each stream's controls document (``GET /streams/{id}/controls``, for the setting entities of controls.py)
+is read once per stream, then follows the pushed ``stream_controls`` events and the answers to changes; it
+is read again after a reconnect and on every poll while the socket is down.
 """
 
 from __future__ import annotations
