@@ -5,7 +5,8 @@ Every function here takes a state and a message from the agent and returns a new
 I/O, schedules work or touches Home Assistant (the coordinator does that with what they return). The agent
 sends whole fragments — a telemetry sample with every stream's numbers (``streams``), and each stream event
 with that stream's numbers at that moment (``stats``) — so a fragment replaces what it covers instead of
-being re-derived here. See docs/api.md ("WebSocket", "Stream stats").
+being re-derived here; so does a stream's controls document (``stream_controls``: its picture settings and
+camera controls with their confirmed values). See docs/api.md ("WebSocket", "Stream stats").
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ STREAM_STATS_FIELDS = (
 )
 
 STREAM_EVENTS = frozenset({"stream_state", "stream_exit"})
+# Pushed after every change of a stream's picture settings or camera controls, with the whole document.
+STREAM_CONTROLS_EVENT = "stream_controls"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class AgentState:
     read_credentials: dict[str, str] | None = None
     pushed: bool = False  # the WebSocket is up: values arrive as they change
     last_events: dict[str, dict[str, Any]] = field(default_factory=dict)  # event type → latest event
+    # stream id → control id → control (GET /streams/{id}/controls, in the agent's order): what the
+    # stream's camera can be set to, and the values the agent confirmed.
+    controls: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 def with_stream_stats(status: Mapping[str, Any], stats: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,7 +104,31 @@ def apply_event(state: AgentState, event: Mapping[str, Any]) -> AgentState:
         return _apply_storage_error(state, data)
     if kind == "unexpected_reboot":
         return _apply_unexpected_reboot(state, data)
+    if (
+        kind == STREAM_CONTROLS_EVENT
+        and isinstance(document := data.get("controls"), Mapping)
+        and (stream_id := str(data.get("stream_id"))) in state.streams
+    ):
+        return apply_stream_controls(state, stream_id, document)
     return state
+
+
+def controls_by_id(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A controls document (``{"stream_id", "controls": [...]}``) as control id → control."""
+    listed = document.get("controls")
+    if not isinstance(listed, list):
+        return {}
+    return {
+        str(control["id"]): dict(control)
+        for control in listed
+        if isinstance(control, Mapping) and isinstance(control.get("id"), str)
+    }
+
+
+def apply_stream_controls(state: AgentState, stream_id: str, document: Mapping[str, Any]) -> AgentState:
+    """A stream's controls document, whole (a GET, the answer to a PUT, or a ``stream_controls`` event):
+    it replaces what HA held for that stream."""
+    return replace(state, controls={**state.controls, stream_id: controls_by_id(document)})
 
 
 def apply_stored_stream(state: AgentState, stream_id: str, stored: Mapping[str, Any]) -> AgentState:

@@ -221,6 +221,25 @@ class PiStreamClient:
         result: dict[str, Any] = await self._request("POST", "/streams/validate", json_body=dict(config))
         return result
 
+    async def stream_controls(self, stream_id: str) -> dict[str, Any]:
+        """``GET /streams/{id}/controls``: the picture settings and camera controls this stream's camera
+        has, with their values (``{"stream_id", "controls": [...]}``)."""
+        result: dict[str, Any] = await self._request("GET", f"/streams/{stream_id}/controls")
+        return result
+
+    async def set_stream_controls(self, stream_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``PUT /streams/{id}/controls``: change several at once (None = back to the camera default). The
+        answer is the controls document with the values the agent confirmed; a refusal is a
+        :class:`PiStreamResponseError` with code ``invalid_config`` and nothing changed."""
+        result: dict[str, Any] = await self._request(
+            "PUT", f"/streams/{stream_id}/controls", json_body=dict(values)
+        )
+        return result
+
+    async def autofocus(self, stream_id: str) -> None:
+        """``POST /streams/{id}/autofocus``: one autofocus cycle (409 where the camera has none)."""
+        await self._request("POST", f"/streams/{stream_id}/autofocus")
+
     async def snapshot(self, stream_id: str) -> bytes:
         body: bytes = await self._request(
             "GET", f"/streams/{stream_id}/snapshot", timeout_s=SNAPSHOT_TIMEOUT_S, raw=True

@@ -1,4 +1,5 @@
-"""Buttons: restart every stream of a Pi, or one stream; the Pi's housekeeping (power_buttons.py)."""
+"""Buttons: restart every stream of a Pi, or one stream; one autofocus cycle where a stream's camera has
+autofocus (``controls.py``); the Pi's housekeeping (``power_buttons.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .controls import async_add_control_entities, control_button
 from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
 from .entity import PiStreamEntity, PiStreamStreamEntity, async_add_stream_entities
 from .power_buttons import async_add_power_buttons
@@ -31,6 +33,7 @@ async def async_setup_entry(
         yield PiStreamRestartStreamButton(coordinator, stream_id)
 
     async_add_stream_entities(entry, async_add_entities, stream_buttons)
+    async_add_control_entities(entry, async_add_entities, "button", control_button)
 
 
 class PiStreamRestartAllButton(PiStreamEntity, ButtonEntity):

@@ -459,7 +459,9 @@ class PiStreamOptionsFlow(OptionsFlow):
         errors: dict[str, str] = {}
         placeholders = {**form.placeholders, "stream": draft.label}
         if user_input is not None:
-            config, errors = main_config(draft.stream_id, draft.name, draft.choice, draft.current, user_input)
+            config, errors = main_config(
+                draft.stream_id, draft.name, draft.choice, draft.current, user_input, vocabulary=self._words
+            )
             if not errors:
                 if user_input[CONF_SUBSTREAM]:
                     errors, extra = await self._async_check(draft.stream_id, config, form.fields)

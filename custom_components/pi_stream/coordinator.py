@@ -2,6 +2,9 @@
 
 What a pushed message means for the state is decided by the pure functions of agent_state.py; this module
 does the I/O around them (the socket, REST reads when a message says HA's copy is incomplete, listeners).
+Each stream's controls document (``GET /streams/{id}/controls``, for the setting entities of controls.py)
+is read once per stream, then follows the pushed ``stream_controls`` events and the answers to changes; it
+is read again after a reconnect and on every poll while the socket is down.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.loader import async_get_integration
 
 from .agent_state import (
+    STREAM_CONTROLS_EVENT,
     AgentState,
     apply_event,
     apply_stored_stream,
+    apply_stream_controls,
     apply_telemetry,
+    controls_by_id,
     streams_out_of_step,
 )
 from .api import (
@@ -32,6 +38,7 @@ from .api import (
     PiStreamClient,
     PiStreamConnectionError,
     PiStreamError,
+    PiStreamResponseError,
 )
 from .const import DOMAIN, LOGGER, POLL_INTERVAL, RECONNECT_MAX_S, RECONNECT_MIN_S
 from .vocabulary import AgentVocabulary, VocabularyError
@@ -102,16 +109,42 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
         telemetry = await self.client.telemetry()
         listing = await self.client.streams()
         previous = self.state
+        streams = {stream["id"]: stream for stream in listing.get("streams", [])}
         return AgentState(
             info=self._info,
             telemetry=telemetry,
-            streams={stream["id"]: stream for stream in listing.get("streams", [])},
+            streams=streams,
             devices=self._devices,
             vocabulary=self._vocabulary,
             read_credentials=listing.get("read_credentials"),
             pushed=self.client.connected,
             last_events=previous.last_events if previous is not None else {},
+            controls=await self._fetch_controls(previous, streams),
         )
+
+    async def _fetch_controls(
+        self, previous: AgentState | None, streams: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, dict[str, dict[str, Any]]]:
+        """Each stream's controls document. While the WebSocket is up, every change arrives pushed
+        (``stream_controls``): only a stream HA has no document for, or whose configuration changed (a new
+        source has other controls), is read again; without the socket, all of them are."""
+        held = previous.controls if previous is not None and previous.pushed and self.client.connected else {}
+        controls: dict[str, dict[str, dict[str, Any]]] = {}
+        for stream_id, stream in streams.items():
+            known = previous.streams.get(stream_id) if previous is not None else None
+            if stream_id in held and known is not None and known.get("config") == stream.get("config"):
+                controls[stream_id] = held[stream_id]
+            else:
+                controls[stream_id] = await self._read_controls(stream_id)
+        return controls
+
+    async def _read_controls(self, stream_id: str) -> dict[str, dict[str, Any]]:
+        try:
+            return controls_by_id(await self.client.stream_controls(stream_id))
+        except PiStreamResponseError as err:
+            if err.status == 404:  # an agent without picture settings, or the stream went meanwhile
+                return {}
+            raise
 
     async def _async_update_data(self) -> AgentState:
         try:
@@ -160,6 +193,8 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
         self._connections += 1
         if (state := self.state) is not None:
             self.async_set_updated_data(replace(state, pushed=True))
+            # Changes made while the socket was down were not pushed: read every controls document again.
+            self.hass.async_create_task(self._refresh_controls())
         if self._connections > 1:
             # The socket came back: the agent may have restarted in between (updated, or its config changed
             # what it allows), so who it is is read again.
@@ -192,6 +227,8 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
         data = event.get("data")
         if kind in ("device_added", "device_removed"):
             self.hass.async_create_task(self._refresh_devices())
+        elif kind == STREAM_CONTROLS_EVENT and isinstance(data, Mapping):
+            self.hass.async_create_task(self._refresh_stream_config(str(data.get("stream_id"))))
         elif kind == "stream_state" and isinstance(data, Mapping) and "stats" not in data:
             # An agent that does not push stream stats yet: the new run's numbers come by REST.
             self.hass.async_create_task(self.async_request_refresh())
@@ -203,6 +240,29 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
         """The agent stored a stream's configuration (its answer to PUT /streams/{id})."""
         if (state := self.state) is not None:
             self.async_set_updated_data(apply_stored_stream(state, stream_id, stored))
+
+    @callback
+    def async_stream_controls(self, stream_id: str, document: Mapping[str, Any]) -> None:
+        """The agent confirmed a stream's controls (its answer to PUT /streams/{id}/controls)."""
+        if (state := self.state) is not None and stream_id in state.streams:
+            self.async_set_updated_data(apply_stream_controls(state, stream_id, document))
+            self.hass.async_create_task(self._refresh_stream_config(stream_id))
+
+    async def _refresh_stream_config(self, stream_id: str) -> None:
+        """A change of controls is stored in the stream's configuration (``settings``,
+        ``v4l2_controls``): HA's copy follows, or the next change sent from it (the enable switch, the
+        options flow) would put the old values back."""
+        if (state := self.state) is None or stream_id not in state.streams:
+            return
+        with contextlib.suppress(PiStreamError):
+            stored = await self.client.stream(stream_id)
+            self.async_stream_stored(stream_id, stored)
+
+    async def _refresh_controls(self) -> None:
+        for stream_id in list(self.state.streams if self.state is not None else ()):
+            with contextlib.suppress(PiStreamError):
+                document = await self.client.stream_controls(stream_id)
+                self.async_stream_controls(stream_id, document)
 
     async def _refresh_devices(self) -> None:
         with contextlib.suppress(PiStreamError):

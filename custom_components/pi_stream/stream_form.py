@@ -5,9 +5,10 @@
   lists it; ``csi_resolutions``/``card_resolutions`` and friends turn a device's modes into choices.
 - **The forms** (``settings_form``, ``substream_form``): schema, suggested values and the placeholders the
   field descriptions use, built from the agent's vocabulary (``GET /vocabulary``: human names of source
-  types, test patterns, input formats and encoders, and the numeric limits). No word or limit of the
-  agent's is copied here.
-- **Form → stream configuration** (``main_config``, ``with_substream``): what ``PUT /streams/{id}`` takes.
+  types, test patterns, input formats and encoders, the numeric limits, and the orientation settings —
+  rotation and flips — every source has). No word or limit of the agent's is copied here.
+- **Form → stream configuration** (``main_config``, ``with_substream``): what ``PUT /streams/{id}`` takes,
+  keeping the picture settings and camera controls the form does not show (set from the entities).
 - **Agent problems → fields** (``refusal``): each problem of a refused configuration at the field it
   concerns, in the agent's own plain words; only problems that belong to no field of the form go to the
   summary at the top.
@@ -34,7 +35,7 @@ from homeassistant.helpers.selector import (
     SelectSelectorMode,
 )
 
-from .vocabulary import AgentVocabulary, ValueRange, VocabularyWord
+from .vocabulary import ORIENTATION_SETTINGS, AgentVocabulary, StreamSetting, ValueRange, VocabularyWord
 
 CONF_RESOLUTION = "resolution"
 CONF_WIDTH = "width"
@@ -50,6 +51,9 @@ CONF_SUB_WIDTH = "substream_width"
 CONF_SUB_HEIGHT = "substream_height"
 CONF_SUB_FPS = "substream_fps"
 CONF_SUB_BITRATE = "substream_bitrate"
+# The stream configuration's picture settings and V4L2 controls (agent: streams/settings.py).
+CONF_SETTINGS = "settings"
+CONF_V4L2_CONTROLS = "v4l2_controls"
 
 # The form's own suggestions (the agent has no say in them; it checks whatever is chosen).
 COMMON_SIZES = ((1920, 1080), (1280, 720), (1024, 576), (960, 540), (800, 600), (640, 480), (640, 360))
@@ -377,6 +381,9 @@ def settings_form(
     can_copy = kinds_with_formats and any(w.properties.get("compressed") for w in vocabulary.input_formats)
     encoders = [word for word in vocabulary.encoders if word.id != COPY_ENCODER or can_copy]
     fields[vol.Required(CONF_ENCODER)] = _select(_words(encoders))
+    for setting in orientation_settings(vocabulary, choice.kind):
+        fields[vol.Optional(setting.id)] = _setting_selector(setting)
+        suggested[setting.id] = _setting_value(setting, (current.get(CONF_SETTINGS) or {}).get(setting.id))
     fields[vol.Required(CONF_SUBSTREAM)] = BooleanSelector()
     encoder_ids = [word.id for word in encoders]
     suggested.update(
@@ -389,6 +396,26 @@ def settings_form(
     )
     placeholders = {"source": choice.label, **limits.placeholders()}
     return Form(vol.Schema(fields), suggested, placeholders)
+
+
+def orientation_settings(vocabulary: AgentVocabulary, source_type: str) -> tuple[StreamSetting, ...]:
+    """The orientation settings (rotation, flips) the agent offers for this kind of source: the only
+    picture settings the stream editor shows; the others are entities of the stream."""
+    return vocabulary.settings_for(source_type, ORIENTATION_SETTINGS)
+
+
+def _setting_selector(setting: StreamSetting) -> SelectSelector | BooleanSelector:
+    if setting.kind == "select":
+        return _select(_words(setting.options))
+    return BooleanSelector()
+
+
+def _setting_value(setting: StreamSetting, stored: Any) -> str | bool:
+    """What the form shows for a stored value; absent (the camera's default) shows as the first choice
+    (no rotation) or off (no flip)."""
+    if setting.kind == "select":
+        return str(stored) if stored is not None else setting.options[0].id
+    return bool(stored)
 
 
 def substream_form(
@@ -459,10 +486,13 @@ def main_config(
     choice: SourceChoice,
     current: Mapping[str, Any] | None,
     user_input: Mapping[str, Any],
+    *,
+    vocabulary: AgentVocabulary,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The stream configuration ``PUT /streams/{id}`` takes, without its substream (``with_substream``
     adds one), or the form errors of values the form cannot read. What the agent keeps of the ``current``
-    configuration (enabled, the RTSP paths recorders use) stays."""
+    configuration (enabled, the RTSP paths recorders use, picture settings and camera controls set from
+    the entities) stays."""
     errors: dict[str, str] = {}
     source = dict(choice.source)
     if choice.kind == "test":
@@ -477,6 +507,9 @@ def main_config(
     if (fps := parse_number(user_input[CONF_FPS])) is None:
         errors[CONF_FPS] = "invalid_number"
     current = current or {}
+    same_device = source == (current.get("source") or {}) or (
+        source.get("type") == "v4l2" and source.get("device") == (current.get("source") or {}).get("device")
+    )
     config: dict[str, Any] = {
         "id": stream_id,
         "name": name,
@@ -491,7 +524,31 @@ def main_config(
         "rtsp_path": current.get("rtsp_path"),
         "substream": None,
     }
+    if vocabulary.stream_settings:  # an agent from before picture settings knows neither key
+        config[CONF_SETTINGS] = picture_settings(
+            vocabulary, choice.kind, current.get(CONF_SETTINGS) or {}, user_input
+        )
+        # A card's controls belong to that card: another source starts from its defaults.
+        config[CONF_V4L2_CONTROLS] = dict(current.get(CONF_V4L2_CONTROLS) or {}) if same_device else {}
     return config, errors
+
+
+def picture_settings(
+    vocabulary: AgentVocabulary, source_type: str, stored: Mapping[str, Any], user_input: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The stream's ``settings`` after the form: the stored ones this source can still have, with the
+    orientation of the form. An orientation left at what the form showed for an absent one stays absent
+    (the camera's default), so saving a form unchanged stores nothing new."""
+    offered = {setting.id for setting in vocabulary.stream_settings if source_type in setting.sources}
+    settings = {key: value for key, value in stored.items() if key in offered}
+    for setting in orientation_settings(vocabulary, source_type):
+        if setting.id not in user_input:
+            continue
+        value = user_input[setting.id]
+        if setting.id not in stored and value == _setting_value(setting, None):
+            continue
+        settings[setting.id] = str(value) if setting.kind == "select" else bool(value)
+    return settings
 
 
 def with_substream(
@@ -528,6 +585,7 @@ _AGENT_FIELDS = {
     "substream.height": CONF_SUB_HEIGHT,
     "substream.fps": CONF_SUB_FPS,
     "substream.bitrate": CONF_SUB_BITRATE,
+    **{f"{CONF_SETTINGS}.{setting_id}": setting_id for setting_id in ORIENTATION_SETTINGS},
 }
 _SIZE_FIELDS = {CONF_WIDTH, CONF_HEIGHT}
 # The error key that shows the agent's words at a field: options.error.refused_<field> is "{refused_<field>}".

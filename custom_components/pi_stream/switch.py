@@ -1,4 +1,5 @@
-"""A switch per stream: enabled or disabled in the configuration the agent stores."""
+"""Switches per stream: enabled or disabled in the configuration the agent stores; and the picture
+settings and camera controls that are on or off (flips, HDR, V4L2 booleans; see ``controls.py``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
+from .controls import PiStreamControlEntity, async_add_control_entities
 from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
 from .entity import PiStreamStreamEntity, async_add_stream_entities
 from .services import agent_errors
@@ -30,6 +32,7 @@ async def async_setup_entry(
         yield PiStreamEnabledSwitch(coordinator, stream_id)
 
     async_add_stream_entities(entry, async_add_entities, switches)
+    async_add_control_entities(entry, async_add_entities, "switch", PiStreamControlSwitch)
 
 
 class PiStreamEnabledSwitch(PiStreamStreamEntity, SwitchEntity):
@@ -67,3 +70,18 @@ class PiStreamEnabledSwitch(PiStreamStreamEntity, SwitchEntity):
         # The agent's answer is what it stored; the state changes it causes follow as pushed events.
         stored = {"enabled": enabled, "config": config, **(result.get("stream") or {})}
         self.coordinator.async_stream_stored(self.stream_id, stored)
+
+
+class PiStreamControlSwitch(PiStreamControlEntity, SwitchEntity):
+    """An on/off setting of a stream's camera; the state the agent confirmed."""
+
+    @property
+    def is_on(self) -> bool | None:
+        value = self.control_value
+        return None if value is None else bool(value)
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        await self.async_set_control(True)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        await self.async_set_control(False)

@@ -1,5 +1,7 @@
 """The agent's vocabulary (``GET /api/v1/vocabulary``, docs/api.md): the words it can emit, with their human
 names. Read once at setup and kept in :class:`~.coordinator.AgentState`; the integration holds no copy.
+That includes the stream picture settings (``stream_settings``: rotation, flips, focus, exposure…), which
+the options flow offers (orientation) and whose ids name the setting entities (``controls.py``).
 
 The agent owns every list here. What the integration owns is the handful of words its *behaviour* is keyed
 on (:data:`STATE_RUNNING` means "recovered", :data:`CAUSE_STOPPED` means "not a failure"…): they are named
@@ -21,6 +23,9 @@ STATE_RUNNING = "running"  # frames flow: a failed stream has recovered
 STATE_STARTING = "starting"  # on its way up; after a failure, still blocked by it
 CAUSE_STOPPED = "stopped"  # a stop asked for through the API: not a failure
 CAUSE_BUFFER_ALLOCATION = "buffer_allocation"  # camera memory exhausted: the CMA repair issue
+SETTING_AUTOFOCUS = "autofocus"  # the one button setting: POST /streams/{id}/autofocus, not a stored value
+# The picture settings every source has, which the options flow's stream editor offers beside size and rate.
+ORIENTATION_SETTINGS = ("rotation", "hflip", "vflip")
 
 
 class VocabularyError(PiStreamError, ValueError):
@@ -88,6 +93,57 @@ def _limits(data: Mapping[str, Any]) -> dict[str, ValueRange]:
 def _optional_words(data: Mapping[str, Any], key: str) -> tuple[VocabularyWord, ...]:
     """A list that an older agent does not publish yet: empty when absent, checked like any other."""
     return _words(data, key) if key in data else ()
+@dataclass(frozen=True)
+class StreamSetting:
+    """A picture setting a stream can have (``stream_settings``): what it is called, the kind of entity
+    that sets it, the sources that can have it and, for a number, its widest range (the per-stream
+    controls document narrows it to the stream's camera)."""
+
+    id: str
+    name: str
+    kind: str  # select | number | switch | button
+    sources: tuple[str, ...]
+    options: tuple[VocabularyWord, ...] = ()
+    limits: ValueRange | None = None
+    unit: str | None = None
+    enabled_by_default: bool = False
+
+
+def _stream_settings(data: Mapping[str, Any]) -> tuple[StreamSetting, ...]:
+    """An agent from before picture settings has none: no setting entities, no orientation fields."""
+    if "stream_settings" not in data:
+        return ()
+    settings: list[StreamSetting] = []
+    for word in _words(data, "stream_settings"):
+        entry = word.properties
+        options = entry.get("options") or []
+        if not isinstance(options, list) or not all(isinstance(option, Mapping) for option in options):
+            raise VocabularyError(f"the options of setting '{word.id}' are not a list of words")
+        limits = None
+        if entry.get("min") is not None and entry.get("max") is not None:
+            try:
+                step = entry.get("step")
+                limits = ValueRange(
+                    float(entry["min"]), float(entry["max"]), None if step is None else float(step)
+                )
+            except (TypeError, ValueError) as err:
+                raise VocabularyError(f"the range of setting '{word.id}' is not numeric: {err!r}") from err
+        settings.append(
+            StreamSetting(
+                id=word.id,
+                name=word.name,
+                kind=str(entry.get("kind") or ""),
+                sources=tuple(str(source) for source in entry.get("sources") or ()),
+                options=tuple(
+                    VocabularyWord(str(option.get("id")), str(option.get("name") or option.get("id")))
+                    for option in options
+                ),
+                limits=limits,
+                unit=None if entry.get("unit") is None else str(entry["unit"]),
+                enabled_by_default=bool(entry.get("enabled_by_default", False)),
+            )
+        )
+    return tuple(settings)
 
 
 def _names(words: tuple[VocabularyWord, ...]) -> dict[str, str]:
@@ -114,6 +170,7 @@ class AgentVocabulary:
     # What the Pi was going through when a stream exited (under-voltage, overheating…): the agent's
     # ``contributing_conditions``, absent from agents older than issue 10.
     contributing_conditions: tuple[VocabularyWord, ...] = ()
+    stream_settings: tuple[StreamSetting, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -140,6 +197,7 @@ class AgentVocabulary:
             stream_id_pattern=data["stream_id_pattern"],
             rtsp_path_pattern=str(data.get("rtsp_path_pattern") or ""),
             contributing_conditions=_optional_words(data, "contributing_conditions"),
+            stream_settings=_stream_settings(data),
             raw=dict(data),
         )
 
@@ -170,6 +228,14 @@ class AgentVocabulary:
     @property
     def contributing_condition_names(self) -> dict[str, str]:
         return _names(self.contributing_conditions)
+    def settings_for(self, source_type: str, ids: tuple[str, ...] | None = None) -> tuple[StreamSetting, ...]:
+        """The picture settings a source of this type can have (of ``ids`` only, when given), in the
+        agent's order. Which of them a stream really has depends on its camera (the controls document)."""
+        return tuple(
+            setting
+            for setting in self.stream_settings
+            if source_type in setting.sources and (ids is None or setting.id in ids)
+        )
 
     def is_problem(self, state: object) -> bool:
         """The agent marks the states in which a stream needs attention (stalled, retrying, waiting for

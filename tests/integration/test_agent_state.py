@@ -10,6 +10,7 @@ from custom_components.pi_stream.agent_state import (
     AgentState,
     apply_event,
     apply_stored_stream,
+    apply_stream_controls,
     apply_telemetry,
     streams_out_of_step,
 )
@@ -176,3 +177,21 @@ def test_stored_stream_takes_the_configuration_only() -> None:
     assert stream["fps"] == 15.0  # the answer's numbers may be older than the events pushed since
     before = state()
     assert apply_stored_stream(before, "porch", stored) == before
+
+
+def test_a_pushed_controls_document_replaces_the_streams_controls() -> None:
+    """``stream_controls`` carries the whole document: it replaces what HA held for that stream only; a
+    document for a stream HA does not know is left to the next full read."""
+    rotation = {"id": "rotation", "kind": "select", "value": None}
+    before = apply_stream_controls(state(), "garage", {"stream_id": "garage", "controls": [rotation]})
+    assert before.controls == {"garage": {"rotation": rotation}}
+    confirmed = {**rotation, "value": "180"}
+    event = {
+        "type": "stream_controls",
+        "data": {"stream_id": "garage", "controls": {"stream_id": "garage", "controls": [confirmed]}},
+    }
+    after = apply_event(before, event)
+    assert after.controls == {"garage": {"rotation": confirmed}}
+    assert before.controls["garage"]["rotation"]["value"] is None  # never mutated
+    unknown = {"type": "stream_controls", "data": {"stream_id": "porch", "controls": {"controls": []}}}
+    assert apply_event(after, unknown).controls == after.controls

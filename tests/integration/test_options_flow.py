@@ -220,8 +220,8 @@ async def test_add_a_test_pattern_stream(
     vocabulary = await hass.async_add_executor_job(agent.request, "GET", "/vocabulary")
     result = await choose(hass, await open_menu(hass, init_integration), "add_stream")
     assert result["step_id"] == "add_stream"
-    # The simulated Pi has no camera module or card: a test pattern is what it offers, by its human name.
-    assert options(result, "source") == [("test", "Test pattern")]
+    # The simulated Pi's camera module and card, then a test pattern, by its human name.
+    assert options(result, "source")[-1] == ("test", "Test pattern")
 
     # A bad id and an id already in use are caught before anything is sent; the form can be retried.
     result = await submit(hass, result, {"stream_id": "Porch Cam", CONF_NAME: "Porch", "source": "test"})
@@ -241,8 +241,19 @@ async def test_add_a_test_pattern_stream(
         "bitrate": 2000,
         "keyframe_interval": 1.0,
         "encoder": "auto",
+        "rotation": "0",
+        "hflip": False,
+        "vflip": False,
         "substream": False,
     }
+    # The rotations by the agent's names.
+    rotations = {
+        option["id"]: option["name"]
+        for word in vocabulary["stream_settings"]
+        if word["id"] == "rotation"
+        for option in word["options"]
+    }
+    assert dict(options(result, "rotation")) == rotations
     # Patterns and encoders by the agent's names; copy needs a card, so a pattern does not offer it.
     patterns = options(result, "pattern")
     assert patterns == [(word["id"], word["name"]) for word in vocabulary["test_patterns"]]
@@ -276,6 +287,8 @@ async def test_add_a_test_pattern_stream(
         "rtsp_path": "porch",
         "enabled": True,
         "substream": None,
+        "settings": {},  # no rotation or flip chosen: the camera's defaults
+        "v4l2_controls": {},
     }
     assert (await agent_streams(hass, agent))["porch"]["config"] == expected
     assert (await stored_streams(hass, agent))["porch"] == expected
@@ -405,8 +418,9 @@ async def test_add_a_camera_module_stream(
     # A size typed in, rather than picked.
     result = await submit(hass, result, {**settings, "resolution": "1600 x 900"})
     assert result["type"] is FlowResultType.MENU
-    # What the agent had to say about it comes with the menu.
-    assert "not checked" in result["description_placeholders"]["warnings"]
+    # What the agent had to say about it comes with the menu: nothing, as it lists the simulated Pi's
+    # camera module now and could check the stream against it.
+    assert result["description_placeholders"]["warnings"] == ""
 
     config = (await stored_streams(hass, agent))["yard"]
     assert config["source"] == {"type": "csi", "camera": 0}
@@ -484,6 +498,10 @@ async def test_edit_a_stream(
         "bitrate": 300,
         "keyframe_interval": 1.0,
         "encoder": "auto",
+        # The orientation: none configured, so no rotation and no flips.
+        "rotation": "0",
+        "hflip": False,
+        "vflip": False,
         "substream": True,
     }
     result = await submit(
@@ -521,6 +539,9 @@ async def test_edit_a_stream(
             "bitrate": 80000,
             "rtsp_path": "front_door_sub",
         },
+        # The form left the orientation as it was (none): no picture settings are stored.
+        "settings": {},
+        "v4l2_controls": {},
     }
     assert (await agent_streams(hass, agent))["front_door"]["config"] == expected
     assert (await stored_streams(hass, agent))["front_door"] == expected

@@ -29,6 +29,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.pi_stream.controls import CAMERA_CONTROL_KEY
+from custom_components.pi_stream.vocabulary import ORIENTATION_SETTINGS
+from tests.integration.agent_process import AgentProcess
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "custom_components" / "pi_stream"
 DOMAIN = PACKAGE.name
@@ -518,7 +522,10 @@ def test_every_schema_field_of_the_flows_is_translated() -> None:
     for node in flow_nodes():
         if isinstance(node, ast.Call) and call_name(node) in {"Required", "Optional"} and node.args:
             key = resolve(node.args[0])
-            if key is None:
+            if key is None and ast.unparse(node.args[0]) == "setting.id":
+                # The stream editor's orientation fields: the agent's setting ids (stream_form.py).
+                missing += [f"line {node.lineno}: {sid}" for sid in ORIENTATION_SETTINGS if sid not in fields]
+            elif key is None:
                 missing.append(f"line {node.lineno}: unresolvable schema key")
             elif key not in fields:
                 missing.append(f"line {node.lineno}: {key}")
@@ -586,7 +593,10 @@ def test_translations_have_no_stale_keys() -> None:
 
 
 async def test_entity_translations_and_icons_match_the_live_entities(
-    hass: HomeAssistant, init_integration: MockConfigEntry, entity_registry: er.EntityRegistry
+    hass: HomeAssistant,
+    agent: AgentProcess,
+    init_integration: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
 ) -> None:
     """Translation keys are often computed (one description per throttle flag, per network interface), so
     the entities registered against the real agent are the truth: each one's key has its text (and its
@@ -613,6 +623,11 @@ async def test_entity_translations_and_icons_match_the_live_entities(
             if event_type not in states:
                 problems.append(f"{entry.entity_id}: no text for event type {event_type!r}")
     known = live | used_translation_keys()["entity"]
+    # The picture settings' entities exist where a stream's camera has them (controls.py): their keys are
+    # the agent's setting ids on the platform of their kind; camera controls share one key for their icons.
+    settings = (await hass.async_add_executor_job(agent.request, "GET", "/vocabulary"))["stream_settings"]
+    known |= {(setting["kind"], setting["id"]) for setting in settings}
+    known |= {(platform, CAMERA_CONTROL_KEY) for platform in ("number", "select", "switch")}
     for platform, keys in translated.items():
         problems += [
             f"entity.{platform}.{key}: no entity uses it" for key in keys if (platform, key) not in known

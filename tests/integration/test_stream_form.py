@@ -123,7 +123,9 @@ def test_main_config_keeps_what_the_form_does_not_show() -> None:
         "keyframe_interval": 1,
         "encoder": "auto",
     }
-    config, errors = main_config("porch", None, pattern_choice(VOCABULARY), current, form_input)
+    config, errors = main_config(
+        "porch", None, pattern_choice(VOCABULARY), current, form_input, vocabulary=VOCABULARY
+    )
     assert errors == {}
     assert (config["enabled"], config["rtsp_path"], config["bitrate"]) == (False, "cams/porch", 300_000)
 
