@@ -93,6 +93,8 @@ def _limits(data: Mapping[str, Any]) -> dict[str, ValueRange]:
 def _optional_words(data: Mapping[str, Any], key: str) -> tuple[VocabularyWord, ...]:
     """A list that an older agent does not publish yet: empty when absent, checked like any other."""
     return _words(data, key) if key in data else ()
+
+
 @dataclass(frozen=True)
 class StreamSetting:
     """A picture setting a stream can have (``stream_settings``): what it is called, the kind of entity
@@ -228,6 +230,7 @@ class AgentVocabulary:
     @property
     def contributing_condition_names(self) -> dict[str, str]:
         return _names(self.contributing_conditions)
+
     def settings_for(self, source_type: str, ids: tuple[str, ...] | None = None) -> tuple[StreamSetting, ...]:
         """The picture settings a source of this type can have (of ``ids`` only, when given), in the
         agent's order. Which of them a stream really has depends on its camera (the controls document)."""
