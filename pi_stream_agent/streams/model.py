@@ -160,6 +160,9 @@ class PublishEnvironment:
     soc: str | None = None  # "BCM2711", "BCM2712" (Pi 5: no hardware H.264 encoder)
     device_path: str | None = None  # v4l2 sources: the resolved device node to open
     tools: ToolPaths = ToolPaths()
+    # Where the publisher leaves each stream's newest key frame for snapshots (streams/keyframes.py);
+    # None = no key-frame tap (snapshots then read the stream over RTSP).
+    keyframe_dir: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------- pipelines
