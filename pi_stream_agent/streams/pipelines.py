@@ -188,20 +188,32 @@ def _tee_escape(text: str) -> str:
 
 
 def _published_output(
-    url: str, transport: str, tap: str | None, *, every_frame_is_key: bool = False, frames_per_key: int = 1
+    url: str,
+    transport: str,
+    tap: str | None,
+    *,
+    encoded: bool,
+    every_frame_is_key: bool = False,
+    frames_per_key: int = 1,
 ) -> list[str]:
     """The RTSP output of a main stream or substream, with the key-frame tap beside it when ``tap`` is set
     (see :mod:`.keyframes`): ffmpeg's tee muxer feeds the same encoded packets to the RTSP publisher and,
     through ``noise=drop=…`` (key frames only), to one file rewritten atomically. ``onfail=abort`` on the
     RTSP slave keeps a lost server fatal as without tee (ffmpeg 5.1 otherwise continues with the other
-    slave); ``onfail=ignore`` on the tap, so a tap that cannot be written never stops the stream."""
+    slave); ``onfail=ignore`` on the tap, so a tap that cannot be written never stops the stream.
+
+    ``-flags:v +global_header`` for an encoded output: ffmpeg asks the encoder for out-of-band SPS/PPS only
+    when the muxer wants them, and tee (unlike rtsp) does not say so; without them the SDP loses
+    ``sprop-parameter-sets`` (checked with ffmpeg 5.1) and readers that take the parameters from the SDP
+    (``-probesize 32``, the RTSP snapshot fallback) cannot start. A copied stream keeps its input's."""
     if tap is None:
         return _rtsp_output(url, transport)
     drop = drop_expression(every_frame_is_key, frames_per_key)
     rtsp = f"[f=rtsp:rtsp_transport={transport}:onfail=abort]{_tee_escape(url)}"
     keyframe_options = f"f=image2:update=1:atomic_writing=1:onfail=ignore:bsfs/v=noise=drop={drop}"
     keyframe = f"[{keyframe_options}]{_tee_escape(tap)}"
-    return ["-f", "tee", f"{rtsp}|{keyframe}"]
+    header = ["-flags:v", "+global_header"] if encoded else []
+    return [*header, "-f", "tee", f"{rtsp}|{keyframe}"]
 
 
 def _tap(env: PublishEnvironment, stream: StreamConfig, *, substream: bool = False) -> str | None:
@@ -234,7 +246,7 @@ def _substream_output(
         ",".join(filters),
         *_encode_args(encoding, sub.bitrate, gop),
         *extra,
-        *_published_output(url, transport, tap),
+        *_published_output(url, transport, tap, encoded=True),
     ]
 
 
@@ -338,7 +350,7 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
             "0:v:0",
             "-c:v",
             "copy",
-            *_published_output(main_url, transport, _tap(env, stream)),
+            *_published_output(main_url, transport, _tap(env, stream), encoded=False),
         ]
     else:
         # Raw frames in rpicam's padded layout (see yuv420_stride); rpicam uses the full-range JPEG colour
@@ -381,7 +393,7 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
         ffmpeg += [
             *_encode_args("software", stream.bitrate, gop),
             *extra,
-            *_published_output(main_url, transport, _tap(env, stream)),
+            *_published_output(main_url, transport, _tap(env, stream), encoded=True),
         ]
     if stream.substream is not None and sub_url is not None:
         ffmpeg += _substream_output(
@@ -490,6 +502,7 @@ def _one_ffmpeg(
         main_url,
         transport,
         _tap(env, stream),
+        encoded=encoding != "copy",
         every_frame_is_key=mjpeg_copy,
         frames_per_key=keyframe_interval_frames(stream.fps, stream.keyframe_interval_s),
     )

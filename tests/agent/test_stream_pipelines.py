@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -971,3 +972,35 @@ def test_csi_key_frame_tap_holds_a_decodable_key_frame_of_each_stream(
             found = json.loads(frames.stdout)["frames"]
             assert [(f["key_frame"], f["width"], f["height"]) for f in found] == [(1, *size)]
         assert all(p.poll() is None for p in running.processes)
+
+
+def _sdp(url: str) -> str:
+    """The SDP the RTSP server answers a DESCRIBE of ``url`` with (rtsp://host:port/path, no credentials)."""
+    host_port = url.split("/")[2]
+    host, _, port = host_port.partition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(f"DESCRIBE {url} RTSP/1.0\r\nCSeq: 2\r\nAccept: application/sdp\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(
+            next(line.split(b":")[1] for line in head.split(b"\r\n") if b"content-length" in line.lower())
+        )
+        while len(body) < length:
+            body += sock.recv(65536)
+    return body.decode()
+
+
+def test_encoded_streams_behind_the_tap_keep_their_parameter_sets_in_the_sdp(
+    rtsp_server: RtspServer, tmp_path: Path
+) -> None:
+    """Behind ffmpeg's tee muxer an encoder is not asked for global headers unless told so: the SDP then
+    has no sprop-parameter-sets and readers that rely on it (-probesize 32) never start."""
+    rtsp = live_rtsp(rtsp_server)
+    config = small("test")
+    spec = build_pipeline(config, replace(pi5(rtsp), keyframe_dir=str(tmp_path)))
+    with run_pipeline(spec, tmp_path) as running:
+        read_both(config, rtsp)
+        for url in (read_url(config, rtsp, "127.0.0.1"), read_url(config, rtsp, "127.0.0.1", substream=True)):
+            assert "sprop-parameter-sets=" in _sdp(url), running.stderr_text()
