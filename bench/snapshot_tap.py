@@ -189,7 +189,9 @@ async def measure_stream(
                     "p50": percentile([x["age_ms"] for x in tap], 50),
                     "p95": percentile([x["age_ms"] for x in tap], 95),
                     "max": max(x["age_ms"] for x in tap),
+                    "values": [x["age_ms"] for x in tap],
                 },
+                "values_ms": [round(x["latency_s"] * 1000, 1) for x in tap],
             },
             "fresh_10_clients": {
                 **ms([x["latency_s"] for x in flat_tap]),

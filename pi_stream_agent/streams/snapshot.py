@@ -11,6 +11,9 @@ Two ways, the first preferred:
    (tens of ms), and the picture is at most one key-frame interval old. Its result is cached for as long
    as the tap holds the same frame (the file's modification time says which frame it is), so repeated
    requests within one key-frame interval cost nothing, and a newer key frame is never hidden by a cache.
+   While snapshots are being asked for, the next decoder is started ahead of need and waits on its stdin
+   (a "standby"; gone after ``STANDBY_IDLE_S`` without a request), so a request does not wait for ffmpeg
+   to start, which is most of the time a one-frame decode takes.
    The tap is used while it is fresh (``tap_fresh_s``, from the stream's key-frame interval); a missing or
    stale tap (the tap could not be written, or an H.264 card whose frames carry no key flag) falls back to:
 
@@ -49,7 +52,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
@@ -71,6 +74,9 @@ SnapshotErrorCode = Literal[
 # A failed decode is remembered this long (capped at the request's max age) so a burst of requests
 # against a dead stream does not spawn one ffmpeg each, yet a stream that comes back is seen quickly.
 FAILURE_TTL_S: Final = 1.0
+# A key-frame decoder is started ahead of need (see SnapshotService: most of a tap snapshot is ffmpeg's own
+# start, ~50-140 ms here and several times that on a Pi Zero 2 W) and kept this long after the last use.
+STANDBY_IDLE_S: Final = 60.0
 # Extra time ffmpeg's own I/O timeout gets beyond ours: ours should fire first and report "timeout".
 _FFMPEG_TIMEOUT_MARGIN_S: Final = 1.0
 _STDERR_KEEP: Final = 4000  # characters of ffmpeg's stderr kept for the error message
@@ -297,6 +303,10 @@ class SnapshotService:
         self._closed = False
         self._runs = 0
         self._tap_runs = 0
+        # One ffmpeg already started for the next key-frame decode, waiting on its stdin, with its argv.
+        self._standby: tuple[tuple[str, ...], asyncio.subprocess.Process] | None = None
+        self._standby_timer: asyncio.TimerHandle | None = None
+        self._housekeeping: set[asyncio.Task[None]] = set()
 
     @property
     def runs(self) -> int:
@@ -397,6 +407,11 @@ class SnapshotService:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._standby_timer is not None:
+            self._standby_timer.cancel()
+        if self._housekeeping:
+            await asyncio.gather(*list(self._housekeeping), return_exceptions=True)
+        await self._drop_standby()
         self._flights.clear()
         self._cache.clear()
 
@@ -439,20 +454,76 @@ class SnapshotService:
         )
         return await self._run(argv, None, url)
 
+    async def _spawn(self, argv: Sequence[str], piped: bool) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if piped else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            # Own process group: a timeout kills whatever ffmpeg may have become, and a Ctrl-C meant
+            # for the agent's terminal does not hit it half-way.
+            start_new_session=True,
+        )
+
+    # Standby decoder. A key-frame snapshot is one short ffmpeg run, and most of its time is ffmpeg
+    # starting (loading its libraries), not decoding. So after each key-frame decode one more ffmpeg with
+    # the same command line is started and left waiting on its stdin; the next key-frame request feeds it
+    # and answers without that start. Only after a first snapshot, and gone after STANDBY_IDLE_S without
+    # one: an agent nobody asks for pictures keeps no extra process. (An orphaned standby sees EOF on its
+    # stdin when the agent dies and exits.)
+
+    def _take_standby(self, argv: Sequence[str]) -> asyncio.subprocess.Process | None:
+        standby, self._standby = self._standby, None
+        if standby is None:
+            return None
+        standby_argv, proc = standby
+        if tuple(argv) == standby_argv and proc.returncode is None:
+            return proc
+        self._in_background(_kill_and_reap(proc))  # another size or codec: not usable
+        return None
+
+    def _refill_standby(self, argv: Sequence[str]) -> None:
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        if self._standby_timer is not None:
+            self._standby_timer.cancel()
+        self._standby_timer = loop.call_later(
+            STANDBY_IDLE_S, lambda: self._in_background(self._drop_standby())
+        )
+        if self._standby is None:
+            self._in_background(self._start_standby(tuple(argv)))
+
+    async def _start_standby(self, argv: tuple[str, ...]) -> None:
+        try:
+            proc = await self._spawn(argv, piped=True)
+        except OSError:
+            return  # the request that needs it will report why ffmpeg cannot start
+        if self._closed or self._standby is not None:
+            await _kill_and_reap(proc)
+            return
+        self._standby = (argv, proc)
+
+    async def _drop_standby(self) -> None:
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            await _kill_and_reap(standby[1])
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._housekeeping.add(task)
+        task.add_done_callback(self._housekeeping.discard)
+
     async def _run(self, argv: list[str], stdin: bytes | None, url: str) -> Snapshot | SnapshotError:
         """Run one snapshot ffmpeg (``stdin`` fed to it, or none). Returns (not raises) a SnapshotError so
         every waiter can get its own copy. ``url`` is the input as ffmpeg names it in its errors."""
         started = time.monotonic()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                # Own process group: a timeout kills whatever ffmpeg may have become, and a Ctrl-C meant
-                # for the agent's terminal does not hit it half-way.
-                start_new_session=True,
-            )
+            proc = self._take_standby(argv) if stdin is not None else None
+            if proc is None:
+                proc = await self._spawn(argv, piped=stdin is not None)
+            if stdin is not None:
+                self._refill_standby(argv)
         except (FileNotFoundError, PermissionError) as err:
             return SnapshotError("ffmpeg_missing", f"cannot run {self._ffmpeg}: {err.strerror}")
         except OSError as err:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,11 @@ import pytest
 
 from pi_stream_agent.agent import Agent
 from pi_stream_agent.config import AgentConfig
+from pi_stream_agent.streams import snapshot as snapshot_module
 from pi_stream_agent.streams.keyframes import drop_expression, tap_path
-from pi_stream_agent.streams.snapshot import jpeg_dimensions
-from tests.agent.rtsp import RtspServer
+from pi_stream_agent.streams.snapshot import SnapshotError, SnapshotService, jpeg_dimensions
+from tests.agent.rtsp import RtspServer, free_port
+from tests.agent.test_stream_snapshot import FfmpegSpy
 from tests.agent.test_streams_e2e import AgentFactory, api, make_config, rtsp_settings, wait_state
 
 
@@ -244,3 +248,82 @@ def test_mjpeg_pass_through_keeps_one_frame_per_interval() -> None:
     assert drop_expression(True, 30) == "n-30*floor(n/30)"
     assert "," not in drop_expression(True, 30)  # commas separate bitstream filters
     assert drop_expression(True, 1) == "0"
+
+
+# ---------------------------------------------------------------------- the service with a tap file alone
+
+
+@pytest.fixture
+def spy_ffmpeg(tmp_path: Path) -> Iterator[FfmpegSpy]:
+    log = tmp_path / "ffmpeg-runs.log"
+    script = tmp_path / "ffmpeg-spy"
+    script.write_text(f'#!/bin/sh\necho "$$ $*" >> "{log}"\nexec ffmpeg "$@"\n')
+    script.chmod(0o755)
+    found = FfmpegSpy(script, log)
+    yield found
+    left = found.live_pids()
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], f"ffmpeg processes left running: {left}"
+
+
+def write_key_frame(path: Path, size: str, mtime_s: float) -> None:
+    """One H.264 key frame (with SPS/PPS) at ``path``, stamped as written at ``mtime_s``."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=15",
+         "-frames:v", "1", "-c:v", "libx264", "-preset", "ultrafast", "-f", "h264", str(path)],
+        check=True, timeout=30,
+    )  # fmt: skip
+    os.utime(path, (mtime_s, mtime_s))
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_standby_decoder_waits_for_the_next_key_frame_and_goes_when_idle(
+    tmp_path: Path, spy_ffmpeg: FfmpegSpy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tap = tmp_path / "cam.main.keyframe"
+    write_key_frame(tap, "320x240", time.time())
+    service = SnapshotService(ffmpeg=str(spy_ffmpeg.path), transport="udp")
+    try:
+        first = await service.get("cam", "rtsp://127.0.0.1:1/none", tap=str(tap))
+        assert first.from_tap and (first.width, first.height) == (320, 240)
+        # A second ffmpeg is started at once and waits on its stdin for the next key frame.
+        await wait_until(lambda: len(spy_ffmpeg.live_pids()) == 1)
+        standby = spy_ffmpeg.live_pids()[0]
+        # The same key frame again: the cached picture, no decode.
+        assert await service.get("cam", "rtsp://127.0.0.1:1/none", tap=str(tap)) is first
+        write_key_frame(tap, "320x240", time.time())
+        second = await service.get("cam", "rtsp://127.0.0.1:1/none", tap=str(tap))
+        assert second.from_tap and second.jpeg[:2] == b"\xff\xd8"
+        assert standby not in spy_ffmpeg.live_pids()  # the standby did that decode and was reaped
+        assert service.runs == service.tap_runs == 2
+        assert spy_ffmpeg.runs == 3  # cold start, the standby used, the next standby
+        await wait_until(lambda: len(spy_ffmpeg.live_pids()) == 1)
+        # Nobody asks for a while: the standby goes.
+        monkeypatch.setattr(snapshot_module, "STANDBY_IDLE_S", 0.1)
+        write_key_frame(tap, "320x240", time.time())
+        await service.get("cam", "rtsp://127.0.0.1:1/none", tap=str(tap))
+        await wait_until(lambda: spy_ffmpeg.runs == 4)
+        await wait_until(lambda: spy_ffmpeg.live_pids() == [])
+    finally:
+        await service.close()
+
+
+async def test_a_stale_key_frame_is_not_served(tmp_path: Path, spy_ffmpeg: FfmpegSpy) -> None:
+    """A tap older than the freshness window (a publisher that stopped writing): the RTSP way is taken."""
+    tap = tmp_path / "cam.main.keyframe"
+    write_key_frame(tap, "320x240", time.time() - 10)
+    service = SnapshotService(ffmpeg=str(spy_ffmpeg.path), transport="udp", timeout_s=2.0)
+    try:
+        with pytest.raises(SnapshotError) as caught:
+            await service.get("cam", f"rtsp://127.0.0.1:{free_port()}/none", tap=str(tap), tap_fresh_s=3.0)
+        assert caught.value.code == "stream_unavailable"  # nothing listens there
+        assert service.tap_runs == 0 and service.runs == 1
+    finally:
+        await service.close()
