@@ -12,6 +12,8 @@ Paths (the publisher's argument lists come from the agent's own ``build_pipeline
 * ``csi``: stand-in camera → ffmpeg libx264 ``ultrafast``/``zerolatency`` to raw H.264 (in place of
   rpicam-vid + the VideoCore encoder) → the agent's relay ffmpeg (``-f h264 -i pipe:0 -c:v copy``) → RTSP
   server → reader.
+* ``direct`` (the baseline): stand-in camera → the same stand-in encoder → the reader's decoder on a pipe,
+  no relay, no RTSP: what the stand-in camera, its encoder and the reader's decode cost by themselves.
 * ``card``: stand-in camera → ffmpeg MJPEG encoder (in place of a UVC card's MJPEG) → the agent's V4L2
   publisher with its ``-f v4l2 … -i /dev/videoN`` input replaced by ``-f mjpeg -i pipe:0`` → libx264 →
   RTSP server → reader.
@@ -133,26 +135,41 @@ def reader_argv(url: str) -> list[str]:
             "-pix_fmt", "gray", "pipe:1"]  # fmt: skip
 
 
+def direct_reader_argv() -> list[str]:
+    return ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-fflags", "nobuffer", "-flags",
+            "low_delay", "-probesize", "32", "-f", "h264", "-i", "pipe:0", "-an", "-f", "rawvideo",
+            "-pix_fmt", "gray", "pipe:1"]  # fmt: skip
+
+
 def measure(kind: str, seconds: float, rtsp: RtspSettings, keyframe_dir: str | None) -> dict[str, Any]:
-    argv, config = publisher(kind, rtsp, keyframe_dir)
+    direct = kind == "direct"  # the stand-in camera and encoder straight into the reader: the baseline
+    argv, config = publisher("csi" if direct else kind, rtsp, keyframe_dir)
     procs: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     ages: list[float] = []
     bad = 0
     try:
-        enc = subprocess.Popen(source_encoder(kind), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               start_new_session=True)  # fmt: skip
+        enc = subprocess.Popen(source_encoder("csi" if direct else kind), stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, start_new_session=True)  # fmt: skip
         procs.append(enc)
-        pub = subprocess.Popen(argv, stdin=enc.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)  # fmt: skip
-        procs.append(pub)
         assert enc.stdout is not None and enc.stdin is not None
-        enc.stdout.close()
-        cam = threading.Thread(target=camera, args=(enc.stdin, stop), daemon=True)
-        cam.start()
-        time.sleep(2.0)
-        reader = subprocess.Popen(reader_argv(read_url(config, rtsp, "127.0.0.1")), stdout=subprocess.PIPE,
-                                  stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        if direct:
+            reader = subprocess.Popen(direct_reader_argv(), stdin=enc.stdout, stdout=subprocess.PIPE,
+                                      start_new_session=True)  # fmt: skip
+            enc.stdout.close()
+            cam = threading.Thread(target=camera, args=(enc.stdin, stop), daemon=True)
+            cam.start()
+        else:
+            pub = subprocess.Popen(argv, stdin=enc.stdout, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            procs.append(pub)
+            enc.stdout.close()
+            cam = threading.Thread(target=camera, args=(enc.stdin, stop), daemon=True)
+            cam.start()
+            time.sleep(2.0)
+            url = read_url(config, rtsp, "127.0.0.1")
+            reader = subprocess.Popen(reader_argv(url), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                      start_new_session=True)  # fmt: skip
         procs.append(reader)
         assert reader.stdout is not None
         size = WIDTH * HEIGHT
@@ -190,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--paths", default="csi,card")
+    parser.add_argument("--reverse", action="store_true", help="run without the tap first")
     add_json_argument(parser)
     args = parser.parse_args(argv)
     load_before = load_average()
@@ -200,7 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         taps = Path(tmp) / "taps"
         taps.mkdir()
         for kind in args.paths.split(","):
-            for label, tap in (("with_tap", str(taps)), ("without_tap", None)):
+            variants = (("with_tap", str(taps)), ("without_tap", None))
+            if kind == "direct":
+                variants = (("no_publisher", None),)
+            for label, tap in variants if not args.reverse else variants[::-1]:
                 result = measure(kind, args.seconds, rtsp, tap)
                 results[f"{kind}_{label}"] = result
                 print(
