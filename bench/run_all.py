@@ -7,8 +7,9 @@
 Glances, streams CPU); the per-sample benchmarks always take their full sample counts (a few seconds),
 and the stream benchmarks their full counts of kills, freezes, replugs and snapshots. Each writes
 ``DIR/<name>.json`` (default ``bench/results/``); ``--json`` also writes them all merged into one file.
-``--only`` takes benchmark names and the groups ``core`` (the agent core) and ``streams`` (``streams_*``,
-~5½ min; they need ffmpeg and rtsp-server-perl).
+``--only`` takes benchmark names and the groups ``core`` (the agent core), ``streams`` (``streams_*``,
+~5½ min; they need ffmpeg and rtsp-server-perl) and ``speed`` (snapshot tap, tap cost, glass-to-glass
+frame age; ~10 min, same needs).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ STREAMS = (
     "streams_cpu",
     "streams_setting",
 )
-BENCHMARKS = CORE + STREAMS
-GROUPS = {"core": CORE, "streams": STREAMS}
+SPEED = ("snapshot_tap", "tap_cost", "glass_latency")  # issue 12: what users feel
+BENCHMARKS = CORE + STREAMS + SPEED
+GROUPS = {"core": CORE, "streams": STREAMS, "speed": SPEED}
 TAKES_SECONDS = {"agent_rss", "wakeups", "vs_glances", "streams_cpu"}
 
 

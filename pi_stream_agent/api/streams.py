@@ -160,12 +160,18 @@ async def validate_stream(request: web.Request) -> web.Response:
     )
 
 
+_SNAPSHOT_STATUS = {"timeout": 504, "no_substream": 404}  # every other reason: 503
+
+
 async def snapshot(request: web.Request) -> web.Response:
     stream_id = _stream_id(request)
+    raw = request.query.get("substream", "0")
+    if raw not in ("0", "1"):
+        raise ApiError(400, "invalid_parameter", f"substream must be 1 (the substream) or 0, got {raw!r}")
     try:
-        picture = await _manager(request).snapshot(stream_id)
+        picture = await _manager(request).snapshot(stream_id, substream=raw == "1")
     except SnapshotError as exc:
-        status = 504 if exc.code == "timeout" else 503
+        status = _SNAPSHOT_STATUS.get(exc.code, 503)
         raise ApiError(status, "snapshot_unavailable", exc.message, reason=exc.code) from None
     return web.Response(
         body=picture.jpeg,
@@ -174,6 +180,9 @@ async def snapshot(request: web.Request) -> web.Response:
             "Cache-Control": "no-store",
             "X-Snapshot-Taken-At": f"{picture.taken_at:.3f}",
             "X-Snapshot-Size": f"{picture.width}x{picture.height}",
+            # How old the picture is as it leaves: from the key frame's time where the tap knows it.
+            "X-Picture-Age-Ms": str(round(picture.age_s() * 1000)),
+            "X-Snapshot-Source": "keyframe" if picture.from_tap else "rtsp",
         },
     )
 

@@ -57,8 +57,11 @@ Running
 ``backoff.py``      pure: exponential backoff with jitter, first retry fast, cap, reset after a stable period.
 ``rtsp_server.py``  the RTSP server (MediaMTX) as one more supervised child, when the config names it, in
                     the streams' states and exits; publishers wait for it to listen before their first start.
-``snapshot.py``     JPEG snapshots decoded from the *published* stream (key frames only), single-flight and
-                    a cache.
+``keyframes.py``    the key-frame tap: where the publisher leaves each stream's newest key frame (a private
+                    tmpfs directory per agent run), the ffmpeg drop expression, reading a frame and its time.
+``snapshot.py``     JPEG snapshots of the *published* stream: the tap's key frame decoded on request (a
+                    standby decoder while stills are asked for), else read back over RTSP; single-flight and
+                    a cache per key frame.
 
 The agent's own config file (``pi_stream_agent/config.py``) holds the seed ``streams:`` list and the
 ``rtsp:`` section (``pi_stream_agent/rtsp_config.py``).

@@ -35,6 +35,7 @@ from pi_stream_agent.streams.controls import (
     tuning_files,
 )
 from pi_stream_agent.streams.fit import find_capture_device, find_csi_camera, validate_streams
+from pi_stream_agent.streams.keyframes import make_tap_dir, remove_tap_dir, remove_taps, tap_path
 from pi_stream_agent.streams.model import (
     PipelineSpec,
     PreflightResult,
@@ -50,7 +51,7 @@ from pi_stream_agent.streams.problems import Problem, StreamConfigError, stream_
 from pi_stream_agent.streams.process import kill_leftovers
 from pi_stream_agent.streams.schema import parse_stream
 from pi_stream_agent.streams.serialize import to_json
-from pi_stream_agent.streams.snapshot import Snapshot, SnapshotService
+from pi_stream_agent.streams.snapshot import Snapshot, SnapshotError, SnapshotService
 from pi_stream_agent.streams.store import StreamNotFoundError, StreamStore
 from pi_stream_agent.streams.supervisor import StreamSupervisor, SupervisorHooks, SupervisorSettings
 from pi_stream_agent.streams.urls import local_read_url, read_urls
@@ -105,10 +106,17 @@ class StreamManager:
         self._v4l2_values: dict[str, dict[str, int]] = {}  # the card's values read back after a set
         self._known_cards: dict[str, Mapping[str, Any]] = {}  # a stream's card as last seen
         self._background: set[asyncio.Task[None]] = set()
+        # Where publishers leave their newest key frames for snapshots (streams/keyframes.py); made at
+        # start, so a manager that never starts leaves nothing behind.
+        self._keyframe_dir: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        try:
+            self._keyframe_dir = await asyncio.to_thread(make_tap_dir)
+        except OSError as err:  # snapshots still work, over RTSP
+            _LOGGER.warning("No key-frame tap for snapshots (%s); they will read the streams over RTSP", err)
         killed = await asyncio.to_thread(kill_leftovers, self._agent_id)
         if killed:
             _LOGGER.warning(
@@ -130,6 +138,9 @@ class StreamManager:
         for stream_id in list(self._tracked):
             self._track(stream_id, {})
         await self.snapshots.close()
+        if self._keyframe_dir is not None:
+            await asyncio.to_thread(remove_tap_dir, self._keyframe_dir)
+            self._keyframe_dir = None
 
     def _add(self, config: StreamConfig) -> None:
         supervisor = StreamSupervisor(config, self._hooks(), self._bus, self._settings)
@@ -159,7 +170,7 @@ class StreamManager:
             self._autofocus_once.discard(config.id)
             config = replace(config, settings={**config.settings, "af_mode": "continuous"})
         config, env = self._platform.publish_environment(config, self._rtsp, self._tools)
-        spec = build_pipeline(config, env)
+        spec = build_pipeline(config, replace(env, keyframe_dir=self._keyframe_dir))
         # The spec keeps the device path as the Pi sees it, for pre-flight checks and messages.
         device_path = self._platform.device_path(config)
         return replace(spec, device_path=device_path) if spec.device_path else spec
@@ -204,7 +215,10 @@ class StreamManager:
             StreamState.STALLED,
         ):
             # A new publisher: a cached picture would be from the old one.
-            self.snapshots.invalidate(str(event.data.get("stream_id")))
+            stream_id = str(event.data.get("stream_id"))
+            self.snapshots.invalidate(stream_id)
+            if event.data.get("state") == StreamState.STARTING and self._keyframe_dir is not None:
+                remove_taps(self._keyframe_dir, stream_id)  # nor may the old publisher's key frame show
         if event.type == "stream_state" and event.data.get("state") == StreamState.RUNNING:
             running = self._supervisors.get(str(event.data.get("stream_id")))
             if running is not None and self._live_values(running.config):
@@ -344,6 +358,11 @@ class StreamManager:
         except KeyError:
             raise UnknownStreamError(stream_id) from None
 
+    @property
+    def keyframe_dir(self) -> str | None:
+        """Where the publishers leave their newest key frames (None: no tap, snapshots read RTSP)."""
+        return self._keyframe_dir
+
     def ids(self) -> list[str]:
         return list(self._supervisors)
 
@@ -388,9 +407,33 @@ class StreamManager:
             {"at": round(at, 3), "process": process, "line": line} for at, process, line in ring.tail(lines)
         ]
 
-    async def snapshot(self, stream_id: str, *, max_age_s: float | None = None) -> Snapshot:
-        config = self._supervisor(stream_id).config
-        return await self.snapshots.get(stream_id, local_read_url(config, self._rtsp), max_age_s=max_age_s)
+    async def snapshot(
+        self, stream_id: str, *, substream: bool = False, max_age_s: float | None = None
+    ) -> Snapshot:
+        """A JPEG of the stream (or its substream): from its key-frame tap when fresh, else read over RTSP.
+        Raises :class:`SnapshotError` at once, with a plain reason, when no publisher is running."""
+        supervisor = self._supervisor(stream_id)
+        config = supervisor.config
+        if substream and config.substream is None:
+            raise SnapshotError(
+                "no_substream", f"{config.display_name} has no substream; ask for the main stream's picture"
+            )
+        if supervisor.state not in (StreamState.RUNNING, StreamState.STALLED, StreamState.STARTING):
+            raise SnapshotError(
+                "stream_unavailable",
+                f"{config.display_name} is not running ({supervisor.state.value.replace('_', ' ')}); "
+                "start it to get a picture",
+            )
+        tap = tap_path(self._keyframe_dir, stream_id, substream=substream) if self._keyframe_dir else None
+        return await self.snapshots.get(
+            stream_id,
+            local_read_url(config, self._rtsp, substream=substream),
+            substream=substream,
+            max_age_s=max_age_s,
+            tap=tap,
+            # Two key frames may be missed (a busy moment) before the tap counts as stale.
+            tap_fresh_s=2 * config.keyframe_interval_s + 1.0,
+        )
 
     # -- commands ----------------------------------------------------------------------------------------
 

@@ -169,6 +169,9 @@ class PublishEnvironment:
     # v4l2 sources: the card's controls (GET /devices form): orientation goes to its flip/rotate controls
     # when it has them, else to an ffmpeg filter.
     device_controls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Where the publisher leaves each stream's newest key frame for snapshots (streams/keyframes.py);
+    # None = no key-frame tap (snapshots then read the stream over RTSP).
+    keyframe_dir: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------- pipelines

@@ -38,6 +38,10 @@ Pipelines (stdout of each process feeds stdin of the next; the last one is alway
 
 A substream is always a second ``-map`` of the one input: ffmpeg decodes the input once and feeds each
 output's filter chain (the same work as an explicit ``split`` filter, with simpler argument lists).
+
+Key-frame tap (snapshots): when the environment names a ``keyframe_dir``, each RTSP output (main and
+substream) becomes ffmpeg's ``tee`` muxer with the RTSP publisher as one slave and the newest key frame,
+copied to a file, as the other (:func:`_published_output`; why and how in :mod:`.keyframes`).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from pi_stream_agent.soc import camera_isp_is_pisp
 
 from .controls import ORIENTATION_REFUSAL, orientation_by
 from .fields import COMPRESSED_INPUT_FORMATS, DEFAULT_TEST_PATTERN, TEST_PATTERN_IDS
+from .keyframes import drop_expression, tap_path
 from .model import (
     Encoding,
     PipelineSpec,
@@ -175,6 +180,50 @@ def _rtsp_output(url: str, transport: str) -> list[str]:
     return ["-f", "rtsp", "-rtsp_transport", transport, url]
 
 
+# ------------------------------------------------------------------------------------ key-frame tap
+
+
+def _tee_escape(text: str) -> str:
+    """``text`` as one slave of ffmpeg's tee muxer: the slave list is split with av_get_token on ``|``,
+    which also takes ``\\`` and ``'`` as escape and quote characters (libavformat/tee.c)."""
+    return "".join("\\" + char if char in "\\|'" else char for char in text)
+
+
+def _published_output(
+    url: str,
+    transport: str,
+    tap: str | None,
+    *,
+    encoded: bool,
+    every_frame_is_key: bool = False,
+    frames_per_key: int = 1,
+) -> list[str]:
+    """The RTSP output of a main stream or substream, with the key-frame tap beside it when ``tap`` is set
+    (see :mod:`.keyframes`): ffmpeg's tee muxer feeds the same encoded packets to the RTSP publisher and,
+    through ``noise=drop=…`` (key frames only), to one file rewritten atomically. ``onfail=abort`` on the
+    RTSP slave keeps a lost server fatal as without tee (ffmpeg 5.1 otherwise continues with the other
+    slave); ``onfail=ignore`` on the tap, so a tap that cannot be written never stops the stream.
+
+    ``-flags:v +global_header`` for an encoded output: ffmpeg asks the encoder for out-of-band SPS/PPS only
+    when the muxer wants them, and tee (unlike rtsp) does not say so; without them the SDP loses
+    ``sprop-parameter-sets`` (checked with ffmpeg 5.1) and readers that take the parameters from the SDP
+    (``-probesize 32``, the RTSP snapshot fallback) cannot start. A copied stream keeps its input's."""
+    if tap is None:
+        return _rtsp_output(url, transport)
+    drop = drop_expression(every_frame_is_key, frames_per_key)
+    rtsp = f"[f=rtsp:rtsp_transport={transport}:onfail=abort]{_tee_escape(url)}"
+    keyframe_options = f"f=image2:update=1:atomic_writing=1:onfail=ignore:bsfs/v=noise=drop={drop}"
+    keyframe = f"[{keyframe_options}]{_tee_escape(tap)}"
+    header = ["-flags:v", "+global_header"] if encoded else []
+    return [*header, "-f", "tee", f"{rtsp}|{keyframe}"]
+
+
+def _tap(env: PublishEnvironment, stream: StreamConfig, *, substream: bool = False) -> str | None:
+    if env.keyframe_dir is None:
+        return None
+    return tap_path(env.keyframe_dir, stream.id, substream=substream)
+
+
 def _substream_output(
     stream: StreamConfig,
     sub: SubstreamConfig,
@@ -184,6 +233,7 @@ def _substream_output(
     transport: str,
     pre_filters: Sequence[str] = (),
     extra: Sequence[str] = (),
+    tap: str | None = None,
 ) -> list[str]:
     """The substream as a second output of the publisher's ffmpeg: the one decoded input, scaled."""
     main_fps = stream.fps
@@ -198,7 +248,7 @@ def _substream_output(
         ",".join(filters),
         *_encode_args(encoding, sub.bitrate, gop),
         *extra,
-        *_rtsp_output(url, transport),
+        *_published_output(url, transport, tap, encoded=True),
     ]
 
 
@@ -302,7 +352,7 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
             "0:v:0",
             "-c:v",
             "copy",
-            *_rtsp_output(main_url, transport),
+            *_published_output(main_url, transport, _tap(env, stream), encoded=False),
         ]
     else:
         # Raw frames in rpicam's padded layout (see yuv420_stride); rpicam uses the full-range JPEG colour
@@ -343,7 +393,11 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
         ]
         if pre_filters:
             ffmpeg += ["-vf", ",".join(pre_filters)]
-        ffmpeg += [*_encode_args("software", stream.bitrate, gop), *extra, *_rtsp_output(main_url, transport)]
+        ffmpeg += [
+            *_encode_args("software", stream.bitrate, gop),
+            *extra,
+            *_published_output(main_url, transport, _tap(env, stream), encoded=True),
+        ]
     if stream.substream is not None and sub_url is not None:
         ffmpeg += _substream_output(
             stream,
@@ -353,6 +407,7 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
             transport=transport,
             pre_filters=pre_filters,
             extra=extra,
+            tap=_tap(env, stream, substream=True),
         )
     return PipelineSpec(
         stream_id=stream.id,
@@ -459,7 +514,16 @@ def _one_ffmpeg(
 ) -> PipelineSpec:
     """One ffmpeg (V4L2 and test sources): its main output published, and the substream beside it."""
     transport = env.rtsp.publish_transport
-    ffmpeg = [*ffmpeg, *_rtsp_output(main_url, transport)]
+    # MJPEG passed through untouched: every frame is a key frame, so the tap keeps one per interval.
+    mjpeg_copy = encoding == "copy" and stream.source.input_format == "mjpeg"
+    ffmpeg += _published_output(
+        main_url,
+        transport,
+        _tap(env, stream),
+        encoded=encoding != "copy",
+        every_frame_is_key=mjpeg_copy,
+        frames_per_key=keyframe_interval_frames(stream.fps, stream.keyframe_interval_s),
+    )
     if stream.substream is not None and sub_url is not None:
         ffmpeg += _substream_output(
             stream,
@@ -468,6 +532,7 @@ def _one_ffmpeg(
             encoding=_sub_encoding(env),
             transport=transport,
             pre_filters=pre_filters,
+            tap=_tap(env, stream, substream=True),
         )
     return PipelineSpec(
         stream_id=stream.id,

@@ -100,11 +100,11 @@ def read_urls(stream: StreamConfig, rtsp: RtspSettings, host: str) -> dict[str, 
     return urls
 
 
-def local_read_url(stream: StreamConfig, rtsp: RtspSettings) -> str:
+def local_read_url(stream: StreamConfig, rtsp: RtspSettings, *, substream: bool = False) -> str:
     """Where the agent itself reads its own RTSP server (snapshots): the read base if one is set, else the
     publish base, on the host those name."""
     host = urlsplit(rtsp.read_url or rtsp.publish_url).hostname
-    return read_url(stream, rtsp, host or "127.0.0.1")
+    return read_url(stream, rtsp, host or "127.0.0.1", substream=substream)
 
 
 # ------------------------------------------------------------------------------------ hiding credentials

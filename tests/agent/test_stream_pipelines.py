@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -912,3 +913,96 @@ def test_raw_csi_input_unpads_exactly(
     # -fflags nobuffer discards what ffmpeg probed (the first frame); every frame after it must be exact.
     assert len(got.stdout) == 2 * frame, got.stderr
     assert got.stdout == want[frame:]
+
+
+# ------------------------------------------------------------------------------------ key-frame tap
+
+
+def test_key_frame_tap_tees_each_output_to_rtsp_and_one_file() -> None:
+    env = replace(pi4(), keyframe_dir="/run/taps")
+    spec = build_pipeline(stream(substream=SUB), env)
+    ffmpeg = list(spec.processes[1].argv)
+    tees = [ffmpeg[i + 1] for i, arg in enumerate(ffmpeg) if arg == "-f" and ffmpeg[i + 1] == "tee"]
+    assert len(tees) == 2  # the main stream and the substream
+    main = ffmpeg[ffmpeg.index("tee") + 1]
+    assert main == (
+        "[f=rtsp:rtsp_transport=tcp:onfail=abort]rtsp://127.0.0.1:8554/cam"
+        "|[f=image2:update=1:atomic_writing=1:onfail=ignore:bsfs/v=noise=drop=not(key)]/run/taps/cam.main.keyframe"
+    )
+    assert ffmpeg[-1].endswith("]/run/taps/cam.sub.keyframe")
+    assert "rtsp://127.0.0.1:8554/cam_sub|" in ffmpeg[-1]
+    # Without a tap directory nothing changes.
+    assert "tee" not in build_pipeline(stream(substream=SUB), pi4()).processes[1].argv
+
+
+def test_key_frame_tap_of_mjpeg_pass_through_keeps_one_frame_a_second() -> None:
+    source = SourceConfig(kind="v4l2", device="/dev/video0", input_format="mjpeg")
+    config = stream("v4l2", source=source, encoder="copy", fps=30.0)
+    argv = build_pipeline(config, replace(pi4(), keyframe_dir="/t")).processes[0].argv
+    assert "bsfs/v=noise=drop=n-30*floor(n/30)]/t/cam.main.keyframe" in argv[-1]
+
+
+def test_key_frame_tap_escapes_the_tee_separators_in_urls() -> None:
+    rtsp = RtspSettings(publish_url="rtsp://127.0.0.1:8554/a|b'c\\d", publish_transport="tcp")
+    argv = build_pipeline(stream("test"), replace(pi5(rtsp), keyframe_dir="/t")).processes[0].argv
+    assert "]rtsp://127.0.0.1:8554/a\\|b\\'c\\\\d/cam|[" in argv[-1]
+
+
+def test_csi_key_frame_tap_holds_a_decodable_key_frame_of_each_stream(
+    rtsp_server: RtspServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CSI hardware path (rpicam-vid's H.264 copied by the relay) and its substream: the stream is
+    still published, and each tap file is one key frame that decodes on its own at the stream's size."""
+    use_rpicam_standin(monkeypatch)
+    rtsp = live_rtsp(rtsp_server)
+    config = small("csi")
+    taps = tmp_path / "taps"
+    taps.mkdir()
+    spec = build_pipeline(config, replace(pi4(rtsp), keyframe_dir=str(taps)))
+    ffmpeg = replace(spec.processes[1], argv=without_v4l2m2m(spec.processes[1].argv))
+    runnable = replace(spec, processes=(spec.processes[0], ffmpeg))
+    with run_pipeline(runnable, tmp_path) as running:
+        main, sub = read_both(config, rtsp)
+        assert main == ("h264", 320, 240), running.stderr_text()
+        assert sub == ("h264", 160, 120)
+        for name, size in (("cam.main.keyframe", (320, 240)), ("cam.sub.keyframe", (160, 120))):
+            frames = subprocess.run(
+                ["ffprobe", "-v", "error", "-f", "h264", "-show_entries", "frame=key_frame,width,height",
+                 "-of", "json", str(taps / name)],
+                capture_output=True, timeout=20, check=True,
+            )  # fmt: skip
+            found = json.loads(frames.stdout)["frames"]
+            assert [(f["key_frame"], f["width"], f["height"]) for f in found] == [(1, *size)]
+        assert all(p.poll() is None for p in running.processes)
+
+
+def _sdp(url: str) -> str:
+    """The SDP the RTSP server answers a DESCRIBE of ``url`` with (rtsp://host:port/path, no credentials)."""
+    host_port = url.split("/")[2]
+    host, _, port = host_port.partition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(f"DESCRIBE {url} RTSP/1.0\r\nCSeq: 2\r\nAccept: application/sdp\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(
+            next(line.split(b":")[1] for line in head.split(b"\r\n") if b"content-length" in line.lower())
+        )
+        while len(body) < length:
+            body += sock.recv(65536)
+    return body.decode()
+
+
+def test_encoded_streams_behind_the_tap_keep_their_parameter_sets_in_the_sdp(
+    rtsp_server: RtspServer, tmp_path: Path
+) -> None:
+    """Behind ffmpeg's tee muxer an encoder is not asked for global headers unless told so: the SDP then
+    has no sprop-parameter-sets and readers that rely on it (-probesize 32) never start."""
+    rtsp = live_rtsp(rtsp_server)
+    config = small("test")
+    spec = build_pipeline(config, replace(pi5(rtsp), keyframe_dir=str(tmp_path)))
+    with run_pipeline(spec, tmp_path) as running:
+        read_both(config, rtsp)
+        for url in (read_url(config, rtsp, "127.0.0.1"), read_url(config, rtsp, "127.0.0.1", substream=True)):
+            assert "sprop-parameter-sets=" in _sdp(url), running.stderr_text()
