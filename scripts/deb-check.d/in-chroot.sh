@@ -69,7 +69,8 @@ cycle() {
   step "install $old_version: apt resolves the dependencies"
   "${APT[@]}" "${recommends[@]}" install "$old" 2>&1 | tee /tmp/install.log
   local token
-  token=$(sed -n 's/^    \([A-Za-z0-9_-]\{43\}\)$/\1/p' /tmp/install.log)
+  # apt runs dpkg on a pseudo-terminal: its lines end in CR LF.
+  token=$(tr -d '\r' </tmp/install.log | sed -n 's/^    \([A-Za-z0-9_-]\{43\}\)$/\1/p')
   [ -n "$token" ] || fail "postinst printed no token"
   grep -q "Add integration" /tmp/install.log || fail "postinst did not say the next step"
   for pkg in python3-aiohttp python3-psutil python3-voluptuous python3-yaml python3-zeroconf; do
