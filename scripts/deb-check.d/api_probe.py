@@ -24,8 +24,15 @@ def main(argv: list[str]) -> int:
             print(response.read().decode())
             return 0
     except urllib.error.HTTPError as error:
-        print(error.read().decode())
-        return 3 if error.code == 401 else 1
+        body_text = error.read().decode()
+        print(body_text)
+        if error.code == 401:
+            return 3
+        print(f"{method} {path}: HTTP {error.code}: {body_text}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"{method} {path}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
 #   in-chroot.sh sample      the installed package's `sample --root` over a fixture tree (run before purge
 #                            by `cycle`; alone it needs the package installed)
 #   in-chroot.sh tests [PYTEST ARGS...]   the agent's test suite from /ci/src with this release's packages
-set -euo pipefail
+set -euo pipefail -o errtrace
+trap 'echo "deb-check FAILED at in-chroot.sh line $LINENO: $BASH_COMMAND" >&2; [ ! -s /tmp/agent.log ] || tail -20 /tmp/agent.log >&2' ERR
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 export PYTHONDONTWRITEBYTECODE=1
 HERE=$(dirname "$0")
@@ -43,7 +44,7 @@ start_agent() {
     [ "$waited" -lt 600 ] || { cat /tmp/agent.log; fail "the agent did not listen within 300 s"; }
     sleep 0.5; waited=$((waited + 1))
   done
-  expect_eq "$(ps -o user= -p "$AGENT_PID" | tr -d ' ')" pi-stream "the agent's user"
+  expect_eq "$(stat -c %U "/proc/$AGENT_PID")" pi-stream "the agent's user"
   grep -q '^CapAmb:.*0000000400000000' "/proc/$AGENT_PID/status" \
     || fail "the agent's ambient capabilities are not CAP_SYSLOG alone: $(grep Cap "/proc/$AGENT_PID/status")"
 }
@@ -103,7 +104,7 @@ cycle() {
   rc=0; api "wrong-token-wrong-token-wrong-token-wrong-tok" GET /api/v1/info >/dev/null || rc=$?
   expect_eq "$rc" 3 "a wrong token: 401"
   api "$token" PUT /api/v1/streams/ci_camera \
-    '{"name": "CI camera", "enabled": false, "source": {"type": "test"}}' >/dev/null
+    '{"name": "CI camera", "enabled": false, "source": {"type": "test"}, "width": 640, "height": 480, "fps": 10, "bitrate": "1M"}' >/dev/null
   api "$token" GET /api/v1/streams | json '[s["id"] for s in d["streams"]]' | grep -q ci_camera \
     || fail "the stream was not stored"
   stop_agent
