@@ -56,6 +56,12 @@ stop_agent() {
   expect_eq "$rc" 0 "the agent's exit status on SIGTERM"
 }
 
+# apt-get, its (long) output in a log shown only when it fails.
+apt_logged() {
+  local log=$1; shift
+  "${APT[@]}" "$@" >"$log" 2>&1 || { tail -40 "$log" >&2; fail "apt-get $*"; }
+}
+
 api() { python3 "$HERE/api_probe.py" "$AGENT_PORT" "$@"; }
 
 state_sums() { (cd "$STATE" && sha256sum token agent_id streams.yaml 2>/dev/null) || true; }
@@ -68,7 +74,9 @@ cycle() {
   [ -z "$(our_paths)" ] || fail "files of ours before installing: $(our_paths)"
 
   step "install $old_version: apt resolves the dependencies"
-  "${APT[@]}" "${recommends[@]}" install "$old" 2>&1 | tee /tmp/install.log
+  apt_logged /tmp/install.log "${recommends[@]}" install "$old"
+  echo "$(grep -c '^Unpacking' /tmp/install.log) packages unpacked; what postinst said:"
+  tr -d '\r' </tmp/install.log | sed -n '/^pi-stream-agent is installed/,/mediamtx-config/p' | sed 's/^    [A-Za-z0-9_-]\{43\}$/    (the token)/'
   local token
   # apt runs dpkg on a pseudo-terminal: its lines end in CR LF.
   token=$(tr -d '\r' </tmp/install.log | sed -n 's/^    \([A-Za-z0-9_-]\{43\}\)$/\1/p')
@@ -114,7 +122,7 @@ cycle() {
   [ -n "$before" ] || fail "nothing in $STATE"
 
   step "upgrade to $new_version: config, token, agent id and streams kept"
-  "${APT[@]}" "${recommends[@]}" install "$new" 2>&1 | tee /tmp/upgrade.log
+  apt_logged /tmp/upgrade.log "${recommends[@]}" install "$new"
   if grep -q "Add integration" /tmp/upgrade.log; then fail "the upgrade printed the first-install message"; fi
   expect_eq "$(state_sums)" "$before" "the state files after the upgrade"
   grep -q '^  interval_s: 7 ' "$CONFIG" || fail "the upgrade replaced the edited config"
@@ -129,7 +137,7 @@ cycle() {
   stop_agent
 
   step "remove: the program goes, the state and the config stay"
-  "${APT[@]}" remove pi-stream-agent
+  apt_logged /tmp/remove.log remove pi-stream-agent
   [ ! -e /usr/bin/pi-stream-agent ] || fail "/usr/bin/pi-stream-agent left after remove"
   [ ! -e /usr/lib/python3/dist-packages/pi_stream_agent ] || fail "the agent's modules (or byte-code) left after remove"
   expect_eq "$(state_sums)" "$before" "the state files after remove"
@@ -137,7 +145,7 @@ cycle() {
   getent passwd pi-stream >/dev/null || fail "remove deleted the user"
 
   step "purge: nothing of ours is left"
-  "${APT[@]}" purge pi-stream-agent
+  apt_logged /tmp/purge.log purge pi-stream-agent
   if getent passwd pi-stream || getent group pi-stream; then fail "the user or group pi-stream is left"; fi
   if dpkg-statoverride --list | grep -q pi-stream; then fail "a stat override is left"; fi
   [ -z "$(our_paths)" ] || fail "left after purge: $(our_paths)"
