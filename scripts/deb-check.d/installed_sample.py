@@ -1,4 +1,4 @@
-"""The installed package's ``pi-stream-agent sample --root`` over the Pi 3B+ fixture tree (tests/agent/pi_trees.py).
+"""The installed package's ``pi-stream-agent sample --root`` over the Pi 3B+ fixture tree (pi_trees.py).
 
 Run inside a deb-check chroot: the tree is built with the repository's test helpers (/ci/src), but the
 command is /usr/bin/pi-stream-agent, i.e. the agent from the package's dist-packages, run by this
@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, "/ci/src")
 
-from tests.agent.helpers import FixtureTree  # noqa: E402
-from tests.agent.pi_trees import build_pi3bplus_tree, install_vcgencmd  # noqa: E402
+from tests.agent.helpers import FixtureTree
+from tests.agent.pi_trees import build_pi3bplus_tree, install_vcgencmd
 
 KIB = 1024
 
@@ -32,7 +32,12 @@ def main() -> int:
         env.update(install_vcgencmd(Path(temp) / "bin", answers))
         done = subprocess.run(
             ["/usr/bin/pi-stream-agent", "sample", "--root", str(base)],
-            capture_output=True, text=True, env=env, cwd="/", check=False, timeout=300,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd="/",
+            check=False,
+            timeout=300,
         )
     if done.returncode != 0:
         print(done.stderr, file=sys.stderr)

@@ -126,7 +126,11 @@ def test_mediamtx_config_carries_the_agents_users_ports_and_transports(tmp_path:
     users = _users(config)
     assert (users["publish"]["user"], users["publish"]["pass"]) == ("publisher", "pub: secret#1")
     assert users["publish"]["ips"] == ["127.0.0.1", "::1"]
-    assert (users["read"]["user"], users["read"]["pass"], users["read"]["ips"]) == ("homeassistant", "r3ad", [])
+    assert (users["read"]["user"], users["read"]["pass"], users["read"]["ips"]) == (
+        "homeassistant",
+        "r3ad",
+        [],
+    )
     assert (config["rtspAddress"], config["rtspTransports"]) == (":9554", ["udp", "tcp"])
     assert "keep it private" in text
 
