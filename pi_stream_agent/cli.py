@@ -1,4 +1,8 @@
-"""Command line: ``run`` the agent, print one telemetry ``sample``, list ``devices``, show the ``token``.
+"""Command line: ``run`` the agent, print one telemetry ``sample``, list ``devices``, show the ``token``,
+print a ``mediamtx-config`` matching the agent's RTSP settings, ``check-config``.
+
+The Debian package's ``/usr/bin/pi-stream-agent`` calls :func:`main`; every command finds the installed
+layout by itself (config /etc/pi-stream-agent/config.yaml, state /var/lib/pi-stream-agent: paths.py).
 
 Exit codes: 0 done, 1 failed at run time, 2 bad configuration or arguments (systemd does not restart on 2:
 a config error needs a person, not a retry loop).
@@ -79,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_argument(token)
     token.add_argument("--state-dir", type=Path, help="state directory (config state_dir)")
     token.add_argument("--rotate", action="store_true", help="replace the token with a new one")
+
+    mediamtx = commands.add_parser(
+        "mediamtx-config",
+        help="print a MediaMTX configuration matching the agent's rtsp: settings",
+        description="Print a MediaMTX configuration (mediamtx.yml) that accepts the agent's publishers and "
+        "serves Home Assistant: the port, transports and users of the agent's rtsp: settings. Save it as "
+        "MediaMTX's configuration file, e.g. 'sudo pi-stream-agent mediamtx-config | sudo tee "
+        "/etc/mediamtx/mediamtx.yml'.",
+    )
+    _add_config_argument(mediamtx)
 
     check = commands.add_parser("check-config", help="validate the config file and exit")
     _add_config_argument(check)
@@ -234,11 +248,23 @@ def _list_devices(root_dir: Path | None, tools_from_path: bool = False) -> dict[
     )
 
 
+def _give_to_state_dir_owner(path: Path, state_dir: Path) -> None:
+    """``sudo pi-stream-agent token`` runs as root, the agent as its own user (the Debian package's
+    pi-stream): a token file root made must belong to whoever owns the state directory, or the agent cannot
+    read it at its next start."""
+    if os.geteuid() != 0:
+        return
+    owner = state_dir.stat()
+    if owner.st_uid != 0 and path.stat().st_uid != owner.st_uid:
+        os.chown(path, owner.st_uid, owner.st_gid)
+
+
 def _token_command(args: argparse.Namespace) -> int:
     config = _apply_overrides(_load_config(args.config), args)
     _check_state_dir(config.state_dir, f"{config.source}: " if config.source else "")
     if args.rotate:
         token = write_new_token(config.state_dir)
+        _give_to_state_dir_owner(token_path(config.state_dir), config.state_dir)
         print(token)
         print(
             f"New token written to {token_path(config.state_dir)}. Restart the agent, then enter the new "
@@ -246,7 +272,17 @@ def _token_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_OK
-    print(load_or_create_token(config.state_dir))
+    token = load_or_create_token(config.state_dir)
+    _give_to_state_dir_owner(token_path(config.state_dir), config.state_dir)
+    print(token)
+    return EXIT_OK
+
+
+def _mediamtx_command(args: argparse.Namespace) -> int:
+    from pi_stream_agent.mediamtx import render  # noqa: PLC0415 - only this command needs it
+
+    config = _load_config(args.config)
+    sys.stdout.write(render(config.rtsp, str(config.source or "the defaults (no config file)")))
     return EXIT_OK
 
 
@@ -262,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "token":
             return _token_command(args)
+        if args.command == "mediamtx-config":
+            return _mediamtx_command(args)
         if args.command == "devices":
             if args.root is not None and not args.root.is_dir():
                 raise ConfigError(f"--root: {args.root} is not a directory")
