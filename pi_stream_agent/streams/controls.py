@@ -194,6 +194,8 @@ def _setting_entry(offered: OfferedSetting, value: Any) -> dict[str, Any]:
         "inactive": False,
         "icon": setting.icon,
     }
+    if setting.default is not None:
+        entry["default"] = setting.default
     if setting.kind == "select":
         entry["options"] = [{"id": c.id, "name": c.name} for c in offered.options]
     if setting.kind == "number":

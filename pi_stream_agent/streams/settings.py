@@ -55,6 +55,9 @@ class SettingDef:
     enabled_by_default: bool = False
     icon: str | None = None
     apply: ApplyMode = "restart"  # CSI settings restart the pipeline (rpicam-vid reads them at start)
+    # What the picture has while the setting is not set (rpicam-vid's own default_value in options.cpp), so a
+    # client shows "0°" or "off" instead of "unknown"; None where it depends on the camera (autofocus mode).
+    default: str | float | bool | None = None
 
     @property
     def option_ids(self) -> tuple[str, ...]:
@@ -74,6 +77,8 @@ class SettingDef:
             "unit": self.unit,
             "icon": self.icon,
         }
+        if self.default is not None:
+            data["default"] = self.default
         if self.kind == "select":
             data["options"] = [{"id": c.id, "name": c.name} for c in self.options]
         if self.kind == "number":
@@ -92,16 +97,17 @@ SETTINGS: Final[tuple[SettingDef, ...]] = (
     # there with "transforms requiring transpose not supported".
     SettingDef(
         "rotation", "Rotation", "select", ALL_SOURCES, None, "rotation",
-        options=_choices(("0", "0°"), ("180", "180°")), enabled_by_default=True, icon="mdi:rotate-right",
+        options=_choices(("0", "0°"), ("180", "180°")), enabled_by_default=True,
+        icon="mdi:rotate-right", default="0",
     ),
     # ("hflip"/"vflip", value<bool>->implicit_value(true), "Request a horizontal/vertical flip transform")
     SettingDef(
         "hflip", "Flip horizontally", "switch", ALL_SOURCES, None, "hflip",
-        enabled_by_default=True, icon="mdi:flip-horizontal",
+        enabled_by_default=True, icon="mdi:flip-horizontal", default=False,
     ),
     SettingDef(
         "vflip", "Flip vertically", "switch", ALL_SOURCES, None, "vflip",
-        enabled_by_default=True, icon="mdi:flip-vertical",
+        enabled_by_default=True, icon="mdi:flip-vertical", default=False,
     ),
     # ("autofocus-mode", string, "(manual, auto, continuous)"): afMode_table in Parse()
     SettingDef(
@@ -126,12 +132,12 @@ SETTINGS: Final[tuple[SettingDef, ...]] = (
         min=0.0, max=32.0, step=0.1, unit="dioptres", icon="mdi:camera-iris",
     ),
     # ("hdr", string, default "off", implicit "auto"): written --hdr=auto (sensor HDR on a Camera Module 3)
-    SettingDef("hdr", "HDR", "switch", CSI, "HdrMode", "hdr", icon="mdi:hdr"),
+    SettingDef("hdr", "HDR", "switch", CSI, "HdrMode", "hdr", icon="mdi:hdr", default=False),
     # ("exposure", string, "(normal, sport)"): exposure_table also takes short, long, custom
     SettingDef(
         "exposure", "Exposure mode", "select", CSI, "AeExposureMode", "exposure",
         options=_choices(("normal", "Normal"), ("sport", "Sport"), ("long", "Long")),
-        enabled_by_default=True, icon="mdi:camera-timer",
+        enabled_by_default=True, icon="mdi:camera-timer", default="normal",
     ),
     # ("shutter", string time, "If no units are provided default to us"): written as whole microseconds
     SettingDef(
@@ -146,13 +152,13 @@ SETTINGS: Final[tuple[SettingDef, ...]] = (
     # ("ev", value<float>, "Set the EV exposure compensation, where 0 = no change")
     SettingDef(
         "ev", "Exposure compensation", "number", CSI, "ExposureValue", "ev",
-        min=-10.0, max=10.0, step=0.1, unit="EV", icon="mdi:plus-minus-variant",
+        min=-10.0, max=10.0, step=0.1, unit="EV", icon="mdi:plus-minus-variant", default=0.0,
     ),
     # ("metering", string, "(centre, spot, average, custom)")
     SettingDef(
         "metering", "Metering", "select", CSI, "AeMeteringMode", "metering",
         options=_choices(("centre", "Centre-weighted"), ("spot", "Spot"), ("average", "Average")),
-        icon="mdi:camera-metering-center",
+        icon="mdi:camera-metering-center", default="centre",
     ),
     # ("awb", string, "(auto, incandescent, tungsten, fluorescent, indoor, daylight, cloudy, custom)")
     SettingDef(
@@ -162,7 +168,7 @@ SETTINGS: Final[tuple[SettingDef, ...]] = (
             ("fluorescent", "Fluorescent"), ("indoor", "Indoor"), ("daylight", "Daylight"),
             ("cloudy", "Cloudy"),
         ),
-        icon="mdi:white-balance-auto",
+        icon="mdi:white-balance-auto", default="auto",
     ),
     # ("awbgains", string "r,b"): both gains in one option, so both settings are needed together
     SettingDef(
@@ -176,20 +182,20 @@ SETTINGS: Final[tuple[SettingDef, ...]] = (
     # ("brightness", value<float>, "in the range -1.0 to 1.0")
     SettingDef(
         "brightness", "Brightness", "number", CSI, "Brightness", "brightness",
-        min=-1.0, max=1.0, step=0.05, enabled_by_default=True, icon="mdi:brightness-6",
+        min=-1.0, max=1.0, step=0.05, enabled_by_default=True, icon="mdi:brightness-6", default=0.0,
     ),
     # ("contrast"/"saturation"/"sharpness", value<float>): Parse() clamps them to 0..15.99
     SettingDef(
         "contrast", "Contrast", "number", CSI, "Contrast", "contrast",
-        min=0.0, max=15.99, step=0.05, icon="mdi:contrast-box",
+        min=0.0, max=15.99, step=0.05, icon="mdi:contrast-box", default=1.0,
     ),
     SettingDef(
         "saturation", "Saturation", "number", CSI, "Saturation", "saturation",
-        min=0.0, max=15.99, step=0.05, icon="mdi:palette-outline",
+        min=0.0, max=15.99, step=0.05, icon="mdi:palette-outline", default=1.0,
     ),
     SettingDef(
         "sharpness", "Sharpness", "number", CSI, "Sharpness", "sharpness",
-        min=0.0, max=15.99, step=0.05, icon="mdi:image-filter-vintage",
+        min=0.0, max=15.99, step=0.05, icon="mdi:image-filter-vintage", default=1.0,
     ),
     # ("denoise", string, "auto, off, cdn_off, cdn_fast, cdn_hq"): configureDenoise's table
     SettingDef(
@@ -198,7 +204,7 @@ SETTINGS: Final[tuple[SettingDef, ...]] = (
             ("auto", "Auto"), ("off", "Off"), ("cdn_off", "Minimal"), ("cdn_fast", "Fast"),
             ("cdn_hq", "High quality"),
         ),
-        icon="mdi:blur",
+        icon="mdi:blur", default="auto",
     ),
     # ("flicker-period", string time, "Set to 10000us to cancel 50Hz flicker. Set to 8333us … 60Hz")
     SettingDef(

@@ -383,3 +383,24 @@ def test_v4l2_ctl_argv_and_readback() -> None:
         "brightness": 10,
         "power_line_frequency": 2,
     }
+
+
+def test_each_default_is_a_value_the_setting_accepts() -> None:
+    """A setting's default is what a client shows while nothing is set ("0°", off): it must be one of the
+    setting's own values, and the ones every picture has (orientation) must have one."""
+    for setting in SETTINGS:
+        if setting.default is None:
+            continue
+        if setting.kind == "select":
+            assert setting.default in setting.option_ids, setting.id
+        elif setting.kind == "switch":
+            assert isinstance(setting.default, bool), setting.id
+        elif setting.kind == "number":
+            assert isinstance(setting.default, float), setting.id
+            assert setting.min is not None and setting.max is not None
+            assert setting.min <= setting.default <= setting.max, setting.id
+        else:
+            raise AssertionError(f"{setting.id}: a {setting.kind} has no default")
+    defaults = {setting.id: setting.default for setting in SETTINGS}
+    assert (defaults["rotation"], defaults["hflip"], defaults["vflip"]) == ("0", False, False)
+    assert {entry["id"]: entry.get("default") for entry in vocabulary_json()}["rotation"] == "0"

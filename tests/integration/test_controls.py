@@ -25,7 +25,6 @@ from homeassistant.const import (
     STATE_OFF,
     STATE_ON,
     STATE_UNAVAILABLE,
-    STATE_UNKNOWN,
     EntityCategory,
     Platform,
 )
@@ -95,8 +94,8 @@ async def test_select_entities(
     assert {entity.entity_id for entity in selects} == {"select.front_door_rotation", GARAGE_ROTATION}
     assert all(entity.entity_category is EntityCategory.CONFIG for entity in selects)
     state = hass.states.get(GARAGE_ROTATION)
-    # No rotation configured: the camera's default, which the agent does not name for a setting.
-    assert state.state == STATE_UNKNOWN
+    # No rotation configured: the picture's default as the agent names it (rpicam-vid's own), not "unknown".
+    assert state.state == "0"
     assert state.attributes["options"] == ["0", "180"]
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
 
@@ -110,7 +109,7 @@ async def test_rotation_is_shown_once_the_agent_confirms_it(
     await select(hass, "180")
     assert hass.states.get(GARAGE_ROTATION).state == "180"
     assert await agent_settings(hass, agent) == {"rotation": "180"}
-    assert hass.states.get("select.front_door_rotation").state == STATE_UNKNOWN
+    assert hass.states.get("select.front_door_rotation").state == "0"
     await select(hass, "0")
     assert hass.states.get(GARAGE_ROTATION).state == "0"
     assert await agent_settings(hass, agent) == {"rotation": "0"}
@@ -118,7 +117,7 @@ async def test_rotation_is_shown_once_the_agent_confirms_it(
 
 @pytest.mark.usefixtures("init_integration")
 async def test_flip_switches(hass: HomeAssistant, agent: StableAgentProcess) -> None:
-    assert hass.states.get(GARAGE_HFLIP).state == STATE_UNKNOWN
+    assert hass.states.get(GARAGE_HFLIP).state == STATE_OFF  # not set: the picture's default
     await switch(hass, SERVICE_TURN_ON, GARAGE_HFLIP)
     assert hass.states.get(GARAGE_HFLIP).state == STATE_ON
     await switch(hass, SERVICE_TURN_ON, GARAGE_VFLIP)
@@ -173,7 +172,7 @@ async def test_a_refusal_is_the_agents_sentence_and_changes_nothing(
         "control": "Rotation",
         "error": "Rotation must be one of 0, 180.",
     }
-    assert hass.states.get(GARAGE_ROTATION).state == STATE_UNKNOWN
+    assert hass.states.get(GARAGE_ROTATION).state == "0"
     assert await agent_settings(hass, agent) == {}
 
 
@@ -196,7 +195,7 @@ async def test_unreachable_agent(
     await hass.async_add_executor_job(agent.wait_streams_running)
     await init_integration.runtime_data.async_refresh()
     await hass.async_block_till_done()
-    assert hass.states.get(GARAGE_ROTATION).state == STATE_UNKNOWN
+    assert hass.states.get(GARAGE_ROTATION).state == "0"
 
 
 async def test_the_stream_editor_offers_the_orientation(
@@ -223,7 +222,7 @@ async def test_the_stream_editor_offers_the_orientation(
     # The rotation set from its entity stays; the flip of the form is added; hflip stays unset.
     assert await agent_settings(hass, agent) == {"rotation": "180", "vflip": True}
     await wait_for(hass, lambda: hass.states.get(GARAGE_VFLIP).state == STATE_ON, "the flip")
-    assert hass.states.get(GARAGE_HFLIP).state == STATE_UNKNOWN
+    assert hass.states.get(GARAGE_HFLIP).state == STATE_OFF
 
 
 # -- the agent's words ---------------------------------------------------------------------------------------
