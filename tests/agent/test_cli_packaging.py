@@ -8,6 +8,7 @@ import os
 import pwd
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -43,9 +44,12 @@ def _as_nobody() -> list[str]:
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("no util-linux setpriv")
-    if not os.access(sys.executable, os.X_OK) or sys.executable.startswith("/root"):
+    prefix = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+    # A venv's python may be a link into root's home (uv's managed Pythons): ask, rather than guess from
+    # the path, whether nobody can start it.
+    if subprocess.run([*prefix, sys.executable, "-c", ""], capture_output=True, check=False).returncode:
         pytest.skip("this Python is not one the nobody user may run")
-    return [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+    return prefix
 
 
 @needs_root
