@@ -14,11 +14,20 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DIR = Path(os.environ.get("PI_STREAM_SHARED", REPO_ROOT.parent / "shared"))
 PI_FIXTURES = SHARED_DIR / "fixtures" / "pi"
+# Real captures this project found itself (sources in its README.md), in the same layout as the shared
+# folder, which is read-only here: a name is looked up in the shared folder first, then in this one.
+PROJECT_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "pi"
+
+
+def fixture_path(relative: str) -> Path:
+    """Where the capture ``fixtures/pi/<relative>`` lives: the shared folder, else the project's own."""
+    shared = PI_FIXTURES / relative
+    return shared if shared.exists() else PROJECT_FIXTURES / relative
 
 
 def fixture_text(relative: str) -> str:
     """The captured text of ``fixtures/pi/<relative>`` without its ``# source/board/note`` header lines."""
-    raw = (PI_FIXTURES / relative).read_text(encoding="utf-8")
+    raw = fixture_path(relative).read_text(encoding="utf-8")
     lines = raw.splitlines(keepends=True)
     start = 0
     while start < len(lines) and lines[start].startswith("# "):
@@ -28,7 +37,14 @@ def fixture_text(relative: str) -> str:
 
 def fixture_files(subdir: str) -> list[str]:
     """Every fixture file in ``fixtures/pi/<subdir>``, as relative names usable with :func:`fixture_text`."""
-    return sorted(f"{subdir}/{p.name}" for p in (PI_FIXTURES / subdir).iterdir() if p.is_file())
+    names = {
+        p.name
+        for base in (PI_FIXTURES, PROJECT_FIXTURES)
+        if (base / subdir).is_dir()
+        for p in (base / subdir).iterdir()
+        if p.is_file()
+    }
+    return sorted(f"{subdir}/{name}" for name in names)
 
 
 class FixtureTree:

@@ -49,7 +49,7 @@ from pathlib import Path
 
 from pi_stream_agent.discovery.v4l2 import parse_list_devices, read_sysfs_nodes
 from pi_stream_agent.rootfs import Root
-from tests.agent.helpers import PI_FIXTURES, FixtureTree, fixture_text
+from tests.agent.helpers import PI_FIXTURES, FixtureTree, fixture_path, fixture_text
 
 PI4_CAPTURE = "v4l2/pi4_list_devices_unicam_isp_codec_camera_streamer3.txt"
 PIZERO_CAPTURE = "v4l2/pizerow_list_devices_unicam_5.10.63_hyperion1413.txt"
@@ -353,7 +353,7 @@ def capture_line(relative: str, startswith: str, after: str | None = None) -> st
 
 def _header_kernel(relative: str) -> str:
     """The kernel release named on a capture's ``# board:`` line (``… kernel 6.6.31+rpt-rpi-v8 (arm64)``)."""
-    raw = (PI_FIXTURES / relative).read_text(encoding="utf-8")
+    raw = fixture_path(relative).read_text(encoding="utf-8")
     board = next(line for line in raw.splitlines() if line.startswith("# board:"))
     return board.split(" kernel ", 1)[1].split()[0]
 
