@@ -56,7 +56,7 @@ def test_the_report_header_of_an_oom_is_not_a_kill() -> None:
 
 def test_real_storage_error_lines_by_kind() -> None:
     kinds = [parse_storage_error(message(line)) for line in MMC_PI3]
-    # The block driver's "error -110" line repeats the timeout just above it; the journal abort follows the I/O error.
+    # Each "error -110" line repeats the timeout just above it; the journal abort follows the I/O error.
     assert kinds == ["mmc_timeout", None] * 3 + ["io_error", None]
     kinds = [parse_storage_error(message(line)) for line in BUFFER_EXT4]
     # The EXT4-fs *warning* line is a consequence of the Buffer I/O errors above it, not counted twice.
