@@ -476,6 +476,17 @@ def test_rtsp_server_gone_in_each_ffmpeg_s_words(version: str, capture: str) -> 
     assert result.evidence is not None and "Broken pipe" in result.evidence
 
 
+@pytest.mark.parametrize("version", FFMPEG_VERSIONS)
+def test_capture_card_missing_in_each_ffmpeg_s_words(version: str) -> None:
+    # The capture-card publisher the agent builds, started while its /dev node is not there: 7.1 adds
+    # three "Error opening input…" lines to 5.1's "Cannot open video device" (tests/fixtures/ffmpeg).
+    captured = ffmpeg_capture(version, "card_device_missing")
+    assert captured.exit_status is not None
+    result = classify_exit(ffmpeg_only(captured.text.splitlines(), captured.exit_status))
+    assert result.cause is ExitCause.DEVICE_GONE
+    assert result.summary.startswith("the capture device is not there any more"), result.summary
+
+
 # ----------------------------------------------------------------------------------------- encoder
 
 
