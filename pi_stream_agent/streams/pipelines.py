@@ -51,6 +51,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from pi_stream_agent.soc import camera_isp_is_pisp
+from pi_stream_agent.streams.progress import VSTATS_OPTION
 
 from .controls import ORIENTATION_REFUSAL, orientation_by
 from .fields import COMPRESSED_INPUT_FORMATS, DEFAULT_TEST_PATTERN, TEST_PATTERN_IDS
@@ -63,7 +64,6 @@ from .model import (
     StreamConfig,
     SubstreamConfig,
 )
-from .progress import VSTATS_OPTION
 from .settings import FLICKER_PERIOD_US, SETTINGS_BY_ID, TUNING_DIRS, effective_orientation
 from .urls import publish_url
 
