@@ -47,11 +47,13 @@ Running
 ``process.py``      :class:`PipelineProcess` — runs one PipelineSpec: every process in one new process group,
                     stdout→stdin pipes between them, a death signal so nothing outlives a SIGKILLed agent, an
                     environment marker so a later agent can find leftovers, stderr into a LogRing,
-                    ``-progress`` parsed into :class:`~.model.Progress`; stop = SIGTERM to the group, SIGKILL
+                    ``-progress`` (stdout) and ``-vstats`` (a pipe of their own) parsed into
+                    :class:`~.model.Progress`; stop = SIGTERM to the group, SIGKILL
                     after a timeout; every child reaped. Also :func:`kill_leftovers`.
 ``progress.py``     pure: ffmpeg's ``-progress`` blocks and ``-vstats`` frame sizes →
                     :class:`~.model.Progress` (frames, fps, the bitrate the agent measures).
-``causes.py``       pure: exit codes/signals + last log lines → :class:`~.model.ExitCause`.
+``causes.py``       pure: exit codes/signals + last log lines → :class:`~.model.ExitCause` (the words of
+                    ffmpeg 5.1 and 7.1, rpicam-apps and libcamera; tests/fixtures/ffmpeg has ffmpeg's).
 ``preflight.py``    before a (re)start: device present, RTSP server reachable, enough CMA (read through the
                     telemetry's reader, which the agent wires in: streams never read /proc/meminfo).
 ``backoff.py``      pure: exponential backoff with jitter, first retry fast, cap, reset after a stable period.

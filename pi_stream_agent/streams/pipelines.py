@@ -51,6 +51,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from pi_stream_agent.soc import camera_isp_is_pisp
+from pi_stream_agent.streams.progress import VSTATS_OPTION
 
 from .controls import ORIENTATION_REFUSAL, orientation_by
 from .fields import COMPRESSED_INPUT_FORMATS, DEFAULT_TEST_PATTERN, TEST_PATTERN_IDS
@@ -116,8 +117,9 @@ def _macroblocks(width: int, height: int) -> int:
 def _ffmpeg_head(env: PublishEnvironment) -> list[str]:
     # -nostdin: never read keyboard commands from a pipe; -nostats: no status line on stderr (the log ring
     # keeps real messages); -progress pipe:1 every second is what the supervisor reads instead.
-    # -vstats: one line per encoded frame with its size, to stderr, where the agent takes it apart from the
-    # log: the bitrate is measured from it, since -progress has no size for an RTSP output (N/A).
+    # -vstats: one line per encoded frame with its size: the bitrate is measured from it, since -progress has
+    # no size for an RTSP output (N/A). /dev/stderr here so the command runs as it is; the agent points it
+    # at a pipe of its own (process.py), since ffmpeg writes these lines in 4 KiB blocks that split lines.
     return [
         env.tools.ffmpeg,
         "-hide_banner",
@@ -129,7 +131,7 @@ def _ffmpeg_head(env: PublishEnvironment) -> list[str]:
         "pipe:1",
         "-stats_period",
         "1",
-        "-vstats_file",
+        VSTATS_OPTION,
         "/dev/stderr",
         "-vstats_version",
         "2",
