@@ -231,7 +231,9 @@ class MotionService:
         try:
             shot = await self._take_picture(stream_id, started_at)
         except SnapshotError as err:
-            _LOGGER.info("Stream %s: no picture of the motion at %.3f: %s", stream_id, started_at, err.message)
+            _LOGGER.info(
+                "Stream %s: no picture of the motion at %.3f: %s", stream_id, started_at, err.message
+            )
             return
         monitor.picture = MotionSnapshot(shot.jpeg, started_at, shot.taken_at, shot.width, shot.height)
         if monitor.forget_timer is not None:

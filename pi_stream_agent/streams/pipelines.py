@@ -59,8 +59,6 @@ from pi_stream_agent.soc import camera_isp_is_pisp
 from .controls import ORIENTATION_REFUSAL, orientation_by
 from .fields import COMPRESSED_INPUT_FORMATS, DEFAULT_TEST_PATTERN, TEST_PATTERN_IDS
 from .keyframes import drop_expression, tap_path
-from .motion import ANALYSIS_FPS, ANALYSIS_WIDTH, analysis_size
-from .motion_tap import motion_fifo_path
 from .model import (
     Encoding,
     MotionOutput,
@@ -70,6 +68,8 @@ from .model import (
     StreamConfig,
     SubstreamConfig,
 )
+from .motion import ANALYSIS_FPS, ANALYSIS_WIDTH, analysis_size
+from .motion_tap import motion_fifo_path
 from .settings import FLICKER_PERIOD_US, SETTINGS_BY_ID, TUNING_DIRS, effective_orientation
 from .urls import publish_url
 

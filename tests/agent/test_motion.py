@@ -94,7 +94,7 @@ def test_start_needs_the_minimum_duration_and_end_needs_quiet_for_the_hold() -> 
         if change:
             changes.append((t, change))
         t += 0.25
-    (at, start), = changes
+    ((at, start),) = changes
     assert start.state == "start" and start.score > 0 and at - start.started_at >= 1.0
     assert detector.status()["active"] is True
     end = None
@@ -185,7 +185,10 @@ def test_a_decoding_publisher_gets_a_small_grey_output(tmp_path: Path) -> None:
 def test_csi_hardware_relay_decodes_key_frames_only(tmp_path: Path) -> None:
     spec = build_pipeline(_stream("csi"), _env(tmp_path))
     ffmpeg = list(spec.processes[-1].argv)
-    assert ffmpeg.index("-skip_frame") < ffmpeg.index("-i") and ffmpeg[ffmpeg.index("-skip_frame") + 1] == "nokey"
+    assert (
+        ffmpeg.index("-skip_frame") < ffmpeg.index("-i")
+        and ffmpeg[ffmpeg.index("-skip_frame") + 1] == "nokey"
+    )
     assert spec.motion is not None and spec.motion.key_frames_only and spec.motion.fps == 1.0
     assert "fps=4" not in " ".join(ffmpeg)
     # With a substream ffmpeg decodes every frame anyway: no skipping (the substream needs them).
@@ -210,8 +213,10 @@ def test_mjpeg_pass_through_decodes_at_reduced_size(tmp_path: Path) -> None:
 NOISE = "noise=alls=12:allf=t"
 # A grey scene with sensor-like noise; with MOVE a white box enters at 3 s, crosses to the right by 6 s
 # and stays there (still again).
-SCENE = "color=c=gray:size=640x480:rate=15," + NOISE + "[bg];color=c=white:size=80x120:rate=15[box];" \
+SCENE = (
+    "color=c=gray:size=640x480:rate=15," + NOISE + "[bg];color=c=white:size=80x120:rate=15[box];"
     "[bg][box]overlay=x='if(lt(t,3),-100,if(lt(t,6),(t-3)*150,450))':y=200"
+)
 STILL = "color=c=gray:size=640x480:rate=15," + NOISE
 
 
@@ -269,7 +274,9 @@ async def test_a_moving_box_starts_and_ends_a_motion_with_a_picture(tmp_path: Pa
     assert start["snapshot"] == "/api/v1/streams/cam/motion/snapshot"
     assert end["started_at"] == start["started_at"] and end["ended_at"] > start["started_at"]
     picture = await service.snapshot("cam", "Cam")
-    assert picture.jpeg.startswith(b"\xff\xd8") and picture.started_at == pytest.approx(start["started_at"], abs=1e-3)
+    assert picture.jpeg.startswith(b"\xff\xd8") and picture.started_at == pytest.approx(
+        start["started_at"], abs=1e-3
+    )
     service.pipeline_ended("cam")
     await service.close()
 

@@ -62,7 +62,10 @@ async def test_a_moving_picture_is_pushed_as_motion_with_a_snapshot(
         async with session.put(f"{base}/streams/cam1/controls", json={"motion_sensitivity": 80}) as response:
             assert response.status == 200, await response.text()
             controls = {c["id"]: c for c in (await response.json())["controls"]}
-        assert controls["motion_sensitivity"]["value"] == 80 and controls["motion_sensitivity"]["apply"] == "live"
+        assert (
+            controls["motion_sensitivity"]["value"] == 80
+            and controls["motion_sensitivity"]["apply"] == "live"
+        )
         assert controls["motion_detection"]["value"] is True
         assert (await wait_state(agent, "cam1", {"running"}))["pids"]["ffmpeg"] == pid
 
