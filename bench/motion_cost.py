@@ -10,7 +10,8 @@
    and the CSI hardware relay at 1920x1080 30 fps (the rpicam-vid stand-in's H.264 copied; motion adds a
    key-frame-only decode there).
 2. **False positives** (``still``): ``--still-minutes`` of a still grey scene with sensor-like noise
-   (``noise=alls=12:allf=t``, flickering every frame) through the pipeline's motion filter chain and the
+   (``noise=alls=N:allf=t``, new noise every frame; N = 12, and a harsh 40 at 640x480 and at 320x240,
+   where the downscale averages fewer pixels) through the pipeline's motion filter chain and the
    detector at the default settings. ffmpeg runs faster than real time here and the frame times are the
    scene's own (frame number / 4 fps), so ten minutes of scene take well under a minute.
 3. **Delay** (``delay``): a white box appears at 5 s in a noisy real-time (``-re``) scene; the delay is from
@@ -172,8 +173,8 @@ async def cpu(seconds: float, rounds: int) -> dict[str, Any]:
     return results
 
 
-def _filter_chain() -> tuple[str, int, int, float]:
-    config, _ = CASES["test_480p15"]
+def _filter_chain(width: int = 640, height: int = 480) -> tuple[str, int, int, float]:
+    config = replace(CASES["test_480p15"][0], width=width, height=height)
     env = PublishEnvironment(
         rtsp=RtspSettings(), hardware_h264_encoder=False, motion_dir=tempfile.gettempdir()
     )
@@ -181,9 +182,13 @@ def _filter_chain() -> tuple[str, int, int, float]:
     return args[args.index("-vf") + 1], output.width, output.height, output.fps
 
 
-def still(minutes: float) -> dict[str, Any]:
-    chain, width, height, fps = _filter_chain()
-    graph = f"color=c=gray:size=640x480:rate=15,{NOISE}"
+STILL_SCENES = (("640x480", 12), ("640x480", 40), ("320x240", 40))  # size, noise strength (alls)
+
+
+def still(minutes: float, size: str, noise: int) -> dict[str, Any]:
+    stream_w, stream_h = (int(n) for n in size.split("x"))
+    chain, width, height, fps = _filter_chain(stream_w, stream_h)
+    graph = f"color=c=gray:size={size}:rate=15,noise=alls={noise}:allf=t"
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-t", str(minutes * 60),
             "-i", graph, "-vf", chain, "-f", "rawvideo", "-"]  # fmt: skip
     detector = MotionDetector(width, height, MotionSettings())
@@ -199,6 +204,7 @@ def still(minutes: float) -> dict[str, Any]:
             peak = max(peak, detector.score)
             starts += change is not None and change.state == "start"
     return {
+        "scene": f"{size}, noise=alls={noise}:allf=t",
         "scene_minutes": round(frames / fps / 60, 2),
         "frames": frames,
         "motion_starts": starts,
@@ -241,7 +247,9 @@ async def delay(min_duration_s: float) -> dict[str, Any]:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"cpu": await cpu(args.seconds, args.rounds)}
-    results["still"] = await asyncio.to_thread(still, args.still_minutes)
+    results["still"] = [
+        await asyncio.to_thread(still, args.still_minutes, size, noise) for size, noise in STILL_SCENES
+    ]
     print(f"  still: {results['still']}", flush=True)
     results["delay"] = [await delay(0.0), await delay(0.5)]
     print(f"  delay: {results['delay']}", flush=True)

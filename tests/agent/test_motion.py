@@ -5,6 +5,7 @@ sensor-like noise, a box that moves and stops) through the real FIFO tap into th
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import subprocess
 from dataclasses import replace
@@ -70,7 +71,7 @@ def test_sensitivity_makes_thresholds_that_only_go_down() -> None:
     pairs = [thresholds(s) for s in range(1, 101)]
     assert pairs[0] == (40, pytest.approx(10.0)) and pairs[-1] == (8, pytest.approx(0.2))
     assert thresholds(50)[0] in (16, 17)
-    for (p1, a1), (p2, a2) in zip(pairs, pairs[1:], strict=False):
+    for (p1, a1), (p2, a2) in itertools.pairwise(pairs):
         assert p2 <= p1 and a2 <= a1
 
 
@@ -243,8 +244,8 @@ async def _run_scene(
     service = MotionService(bus, _Pictures())
     spec = replace(build_pipeline(stream, env), motion=output)
     await service.pipeline_starting(stream, spec)
-    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-t", str(seconds),
-            "-i", graph, *args]  # fmt: skip
+    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+            "-f", "lavfi", "-t", str(seconds), "-i", graph, *args]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(*argv, stderr=subprocess.PIPE)
     try:
         _, stderr = await asyncio.wait_for(proc.communicate(), seconds + 20)

@@ -36,7 +36,9 @@ def _motion_stream(stream_id: str, pattern: str, **settings: Any) -> dict[str, A
 
 
 async def test_a_moving_picture_is_pushed_as_motion_with_a_snapshot(
-    tmp_path: Path, rtsp_server: RtspServer, start_agent: AgentFactory
+    tmp_path: Path,
+    rtsp_server: RtspServer,
+    start_agent: AgentFactory,  # noqa: F811
 ) -> None:
     # testsrc2 moves all the time below its corner: a motion starts and lasts.
     streams = [_motion_stream("cam1", "testsrc2", motion_min_duration_s=0.5)]
@@ -71,7 +73,9 @@ async def test_a_moving_picture_is_pushed_as_motion_with_a_snapshot(
 
 
 async def test_a_still_picture_gives_no_motion_and_the_snapshot_says_why_not(
-    tmp_path: Path, rtsp_server: RtspServer, start_agent: AgentFactory
+    tmp_path: Path,
+    rtsp_server: RtspServer,
+    start_agent: AgentFactory,  # noqa: F811
 ) -> None:
     streams = [_motion_stream("still", "smptebars"), test_stream("plain")]
     agent = await start_agent(make_config(tmp_path, rtsp_server, streams))
