@@ -258,8 +258,10 @@ async def _run_scene(
     return events, service
 
 
-async def test_a_still_noisy_scene_gives_no_motion(tmp_path: Path) -> None:
-    events, service = await _run_scene(tmp_path, STILL, 8)
+@pytest.mark.parametrize("noise", [12, 40])
+async def test_a_still_noisy_scene_gives_no_motion(tmp_path: Path, noise: int) -> None:
+    # 40 is harsh (a dark scene at high gain): a third of the grey levels wander by more than 16.
+    events, service = await _run_scene(tmp_path, STILL.replace("alls=12", f"alls={noise}"), 8)
     status = service.status("cam")
     assert events == [] and status is not None and status["active"] is False
     service.pipeline_ended("cam")
@@ -278,6 +280,13 @@ async def test_a_moving_box_starts_and_ends_a_motion_with_a_picture(tmp_path: Pa
     assert picture.jpeg.startswith(b"\xff\xd8") and picture.started_at == pytest.approx(
         start["started_at"], abs=1e-3
     )
+    service.pipeline_ended("cam")
+    await service.close()
+
+
+async def test_a_moving_box_is_seen_through_harsh_noise(tmp_path: Path) -> None:
+    events, service = await _run_scene(tmp_path, SCENE.replace("alls=12", "alls=40"), 9)
+    assert [event["state"] for event in events][:1] == ["start"], events
     service.pipeline_ended("cam")
     await service.close()
 
