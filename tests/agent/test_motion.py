@@ -329,7 +329,7 @@ async def test_a_motion_going_on_ends_when_the_publisher_stops_and_off_forgets_i
     service.pipeline_ended("cam")
     assert [event["state"] for event in events] == ["start", "end"]
     assert events[1]["started_at"] == events[0]["started_at"] and events[1]["ended_at"] is not None
-    assert not os.path.exists(spec.motion.path)  # the FIFO goes with the run
+    assert not os.path.exists(spec.motion.path)  # noqa: ASYNC240 - the FIFO goes with the run
     assert (await service.snapshot("cam", "Cam")).jpeg.startswith(b"\xff\xd8")
     service.configure(replace(stream, settings={}))
     assert service.status("cam") is None
