@@ -120,6 +120,7 @@ streams:
                 "substream": None,
                 "settings": {},
                 "v4l2_controls": {},
+                "motion_region": None,
             },
         ),
         rtsp=RtspSettings(
