@@ -77,6 +77,7 @@ STREAM_KEYS = (
     "substream",
     "settings",
     "v4l2_controls",
+    "motion_region",
 )
 SUBSTREAM_KEYS = ("width", "height", "fps", "bitrate", "rtsp_path")
 SOURCE_KEYS: dict[str, tuple[str, ...]] = {
@@ -157,6 +158,7 @@ FIELD_LABELS: dict[str, str] = {
     "substream.rtsp_path": "Substream RTSP path",
     "settings": "Picture settings",
     "v4l2_controls": "Camera controls",
+    "motion_region": "Motion region",
 }
 
 _ID = re.compile(STREAM_ID_PATTERN)

@@ -128,6 +128,9 @@ class StreamConfig:
     # V4L2 control name → value (ints; booleans as true/false; menus by index), set live with v4l2-ctl and
     # set again after every (re)start and replug (cards forget them).
     v4l2_controls: dict[str, int | bool] = field(default_factory=dict)
+    # The part of the picture motion detection looks at: {x, y, width, height}, normalised 0..1 (the whole
+    # picture when None). Checked in streams/motion.py region_problem.
+    motion_region: dict[str, float] | None = None
 
     @property
     def display_name(self) -> str:
@@ -172,6 +175,9 @@ class PublishEnvironment:
     # Where the publisher leaves each stream's newest key frame for snapshots (streams/keyframes.py);
     # None = no key-frame tap (snapshots then read the stream over RTSP).
     keyframe_dir: str | None = None
+    # Where the publisher writes the small grey picture motion detection reads (streams/motion_tap.py);
+    # None = no motion output even where a stream asks for motion detection.
+    motion_dir: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------- pipelines
@@ -181,6 +187,23 @@ class PublishEnvironment:
 class ProcessSpec:
     name: str  # short label for logs: "rpicam-vid", "ffmpeg"
     argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MotionOutput:
+    """The publisher's extra output for motion detection: raw grey frames of ``width`` x ``height`` into
+    the FIFO at ``path`` (streams/motion_tap.py), ``fps`` of them a second (the key-frame rate where only
+    key frames are decoded)."""
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    key_frames_only: bool = False
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.width * self.height
 
 
 @dataclass(frozen=True)
@@ -197,6 +220,8 @@ class PipelineSpec:
     # camera's hardware H.264 into ``-c:v copy``): the bytes it reads are the main stream's, which is how
     # the bitrate is measured where ffmpeg encodes nothing itself (no -vstats frame sizes).
     main_stream_on_stdin: bool = False
+    # The grey picture for motion detection, when the stream has motion detection on (streams/motion.py).
+    motion: MotionOutput | None = None
 
 
 @dataclass

@@ -43,4 +43,5 @@ def to_json(stream: StreamConfig) -> dict[str, Any]:
         else None,
         "settings": dict(stream.settings),
         "v4l2_controls": dict(stream.v4l2_controls),
+        "motion_region": dict(stream.motion_region) if stream.motion_region is not None else None,
     }
