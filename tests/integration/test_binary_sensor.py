@@ -107,7 +107,7 @@ async def test_binary_sensor_registry(
         ),
         key=lambda entry: entry.entity_id,
     )
-    # throttle flags and their "occurred", read-only root, unexpected reboot, push connection, 2 streams'
+    # throttle flags and their "occurred", read-only root, unexpected reboot, push connection, 2 streams
     # problem flags, and their motion flags (a test pattern can detect motion; no audio, so no sound flag)
     assert len(entries) == 8 + 2 + 1 + 2 + 2
     for entry in entries:
