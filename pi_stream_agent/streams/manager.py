@@ -35,7 +35,13 @@ from pi_stream_agent.streams.controls import (
     tuning_files,
 )
 from pi_stream_agent.streams.fit import find_capture_device, find_csi_camera, validate_streams
-from pi_stream_agent.streams.keyframes import make_tap_dir, remove_tap_dir, remove_taps, tap_path
+from pi_stream_agent.streams.keyframes import (
+    make_tap_dir,
+    remove_tap_dir,
+    remove_taps,
+    tap_mtime_ns,
+    tap_path,
+)
 from pi_stream_agent.streams.model import (
     PipelineSpec,
     PreflightResult,
@@ -44,6 +50,7 @@ from pi_stream_agent.streams.model import (
     StreamState,
     ToolPaths,
 )
+from pi_stream_agent.streams.motion_service import MotionService, MotionSnapshot
 from pi_stream_agent.streams.pipelines import build_pipeline
 from pi_stream_agent.streams.platform import Platform
 from pi_stream_agent.streams.preflight import check_rtsp, preflight
@@ -109,6 +116,7 @@ class StreamManager:
         # Where publishers leave their newest key frames for snapshots (streams/keyframes.py); made at
         # start, so a manager that never starts leaves nothing behind.
         self._keyframe_dir: str | None = None
+        self.motion = MotionService(bus, self._motion_picture)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -137,6 +145,7 @@ class StreamManager:
         await asyncio.gather(*(supervisor.close() for supervisor in supervisors), return_exceptions=True)
         for stream_id in list(self._tracked):
             self._track(stream_id, {})
+        await self.motion.close()
         await self.snapshots.close()
         if self._keyframe_dir is not None:
             await asyncio.to_thread(remove_tap_dir, self._keyframe_dir)
@@ -145,6 +154,7 @@ class StreamManager:
     def _add(self, config: StreamConfig) -> None:
         supervisor = StreamSupervisor(config, self._hooks(), self._bus, self._settings)
         self._supervisors[config.id] = supervisor
+        self.motion.configure(config)
         supervisor.start()
 
     def _hooks(self) -> SupervisorHooks:
@@ -159,6 +169,8 @@ class StreamManager:
             server_ready=self._server_ready,
             marker=lambda stream_id: f"{self._agent_id}:{stream_id}",
             exit_context=self._platform.exit_context,
+            pipeline_starting=self.motion.pipeline_starting,
+            pipeline_ended=self.motion.pipeline_ended,
         )
 
     # -- hooks -------------------------------------------------------------------------------------------
@@ -170,7 +182,9 @@ class StreamManager:
             self._autofocus_once.discard(config.id)
             config = replace(config, settings={**config.settings, "af_mode": "continuous"})
         config, env = self._platform.publish_environment(config, self._rtsp, self._tools)
-        spec = build_pipeline(config, replace(env, keyframe_dir=self._keyframe_dir))
+        # The motion FIFO lives beside the key frames: the agent's private runtime directory.
+        env = replace(env, keyframe_dir=self._keyframe_dir, motion_dir=self._keyframe_dir)
+        spec = build_pipeline(config, env)
         # The spec keeps the device path as the Pi sees it, for pre-flight checks and messages.
         device_path = self._platform.device_path(config)
         return replace(spec, device_path=device_path) if spec.device_path else spec
@@ -335,6 +349,7 @@ class StreamManager:
                     await self._set_on_card(old, self._live_values(old))
                 raise
             supervisor.update_config(stored, restart=change.restart)
+            self.motion.configure(stored)  # sensitivity, duration: live
             self._announce_controls(stream_id)
             return self.controls(stream_id)
 
@@ -379,6 +394,7 @@ class StreamManager:
                 "urls": urls,
                 "read_transport": self._rtsp.read_transport,  # what a reader of ``urls`` should use
                 "software_encoded": spec.encoding == "software" if spec is not None else None,
+                "motion": self.motion.status(stream_id),
             }
         )
         return status
@@ -435,6 +451,27 @@ class StreamManager:
             tap_fresh_s=2 * config.keyframe_interval_s + 1.0,
         )
 
+    async def motion_snapshot(self, stream_id: str) -> MotionSnapshot:
+        """The picture taken at the stream's latest motion start (NoMotionSnapshotError: none, and why)."""
+        config = self._supervisor(stream_id).config
+        return await self.motion.snapshot(stream_id, config.display_name)
+
+    async def _motion_picture(self, stream_id: str, since: float) -> Snapshot:
+        """A JPEG of the first key frame captured at or after ``since`` (a motion's start): the tap's
+        newest frame may still be from before the motion, so wait for the next one, at most one key-frame
+        interval and a second (then the newest there is)."""
+        config = self._supervisor(stream_id).config
+        if self._keyframe_dir is not None:
+            tap = tap_path(self._keyframe_dir, stream_id)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + config.keyframe_interval_s + 1.0
+            while loop.time() < deadline:
+                mtime_ns = tap_mtime_ns(tap)
+                if mtime_ns is not None and mtime_ns / 1e9 >= since:
+                    break
+                await asyncio.sleep(0.1)
+        return await self.snapshot(stream_id)
+
     # -- commands ----------------------------------------------------------------------------------------
 
     def start_stream(self, stream_id: str) -> None:
@@ -467,6 +504,8 @@ class StreamManager:
             if current is not None:
                 kept = {"settings": current.config.settings, "v4l2_controls": current.config.v4l2_controls}
                 data = {**{key: dict(value) for key, value in kept.items() if key not in data}, **data}
+                if "motion_region" not in data and current.config.motion_region is not None:
+                    data["motion_region"] = dict(current.config.motion_region)
             config = await asyncio.get_running_loop().run_in_executor(
                 None, self._store.upsert, dict(data), self._validator
             )
@@ -474,6 +513,7 @@ class StreamManager:
             existing = self._supervisors.get(config.id)
             if existing is not None:
                 existing.update_config(config)
+                self.motion.configure(config)
             else:
                 self._add(config)
             return config, warnings
@@ -490,6 +530,7 @@ class StreamManager:
             await supervisor.close()
             self._track(stream_id, {})
             self.snapshots.invalidate(stream_id)
+            self.motion.forget(stream_id)
             self._known_cards.pop(stream_id, None)
             self._v4l2_values.pop(stream_id, None)
 

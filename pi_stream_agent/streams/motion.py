@@ -26,6 +26,7 @@ per sign with a bias that sets bit 13 of a lane exactly when the difference exce
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -86,7 +87,7 @@ def region_problem(region: object) -> str | None:
         return f"needs {', '.join(missing)} too (x, y, width and height, each between 0 and 1)"
     for key in keys:
         value = region[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return f"{key} must be a number between 0 and 1"
         if not 0 <= value <= 1:
             return f"{key} must be between 0 and 1 (a share of the picture), not {value:g}"
@@ -206,7 +207,9 @@ class MotionDetector:
         """Update the background with ``frame`` and return the score: the percentage of the region's
         pixels that differ from the background (as it was before this frame) by more than the threshold."""
         if len(frame) != self.pixels:
-            raise ValueError(f"a frame of {self.width}x{self.height} grey has {self.pixels} bytes, not {len(frame)}")
+            raise ValueError(
+                f"a frame of {self.width}x{self.height} grey has {self.pixels} bytes, not {len(frame)}"
+            )
         current = _spread(frame) << _FRACTION_BITS
         background = self._background
         if background is None:

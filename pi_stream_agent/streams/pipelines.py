@@ -40,7 +40,7 @@ A substream is always a second ``-map`` of the one input: ffmpeg decodes the inp
 output's filter chain (the same work as an explicit ``split`` filter, with simpler argument lists).
 
 Motion output: when a stream has motion detection on and the environment names a ``motion_dir``, the
-publishing ffmpeg gets one more output, a small grey picture for the agent (:func:`_motion_output`; where
+publishing ffmpeg gets one more output, a small grey picture for the agent (:func:`motion_output`; where
 it comes from on each path is explained there, the reading side in :mod:`.motion_tap`).
 
 Key-frame tap (snapshots): when the environment names a ``keyframe_dir``, each RTSP output (main and
@@ -59,8 +59,6 @@ from pi_stream_agent.soc import camera_isp_is_pisp
 from .controls import ORIENTATION_REFUSAL, orientation_by
 from .fields import COMPRESSED_INPUT_FORMATS, DEFAULT_TEST_PATTERN, TEST_PATTERN_IDS
 from .keyframes import drop_expression, tap_path
-from .motion import ANALYSIS_FPS, ANALYSIS_WIDTH, analysis_size
-from .motion_tap import motion_fifo_path
 from .model import (
     Encoding,
     MotionOutput,
@@ -70,6 +68,8 @@ from .model import (
     StreamConfig,
     SubstreamConfig,
 )
+from .motion import ANALYSIS_FPS, ANALYSIS_WIDTH, analysis_size
+from .motion_tap import motion_fifo_path
 from .settings import FLICKER_PERIOD_US, SETTINGS_BY_ID, TUNING_DIRS, effective_orientation
 from .urls import publish_url
 
@@ -311,7 +311,7 @@ def _motion_input_options(stream: StreamConfig, decodes_anyway: bool) -> list[st
     return ["-skip_frame", "nokey"]  # H.264: a card's, or the camera's hardware encoder's
 
 
-def _motion_output(
+def motion_output(
     stream: StreamConfig,
     env: PublishEnvironment,
     *,
@@ -494,7 +494,7 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
     if motion_wanted(stream, env):
         # The hardware H.264 is only relayed: key frames are decoded for motion unless a substream decodes.
         only_keys = encoding == "hardware" and sub_url is None
-        args, motion = _motion_output(stream, env, pre_filters=pre_filters, key_frames_only=only_keys)
+        args, motion = motion_output(stream, env, pre_filters=pre_filters, key_frames_only=only_keys)
         ffmpeg += args
     return PipelineSpec(
         stream_id=stream.id,
@@ -631,7 +631,7 @@ def _one_ffmpeg(
         )
     motion = None
     if motion_wanted(stream, env):
-        args, motion = _motion_output(
+        args, motion = motion_output(
             stream, env, pre_filters=pre_filters, key_frames_only=motion_key_frames_only
         )
         ffmpeg += args

@@ -242,7 +242,7 @@ SETTINGS: Final[tuple[SettingDef, ...]] = (
     SettingDef(
         "motion_sensitivity", "Motion sensitivity", "number", ALL_SOURCES, None, None,
         min=SENSITIVITY_MIN, max=SENSITIVITY_MAX, step=1, enabled_by_default=True, icon="mdi:tune-vertical",
-        apply="live", default=DEFAULT_SENSITIVITY,
+        apply="live", default=float(DEFAULT_SENSITIVITY),
     ),
     SettingDef(
         "motion_min_duration_s", "Motion minimum duration", "number", ALL_SOURCES, None, None,
