@@ -156,13 +156,15 @@ def apply_stream_controls(state: AgentState, stream_id: str, document: Mapping[s
 def apply_stored_stream(state: AgentState, stream_id: str, stored: Mapping[str, Any]) -> AgentState:
     """The agent's answer to a stored configuration (PUT /streams/{id}): its configuration and ``enabled``.
 
-    Only those: the state and numbers in the same answer may already be older than the events pushed since
-    (the restart the change caused), and those events carry their own.
+    Only those, and what the stream notices (``motion``, ``audio``: turning detection on or off changes
+    them, and the agent reports them in the stream's status only): the state and numbers in the same answer
+    may already be older than the events pushed since (the restart the change caused), and those events
+    carry their own.
     """
     if stream_id not in state.streams:
         return state
     status = dict(state.streams[stream_id])
-    for key in ("enabled", "config"):
+    for key in ("enabled", "config", *STREAM_DETECTION_FIELDS):
         if key in stored:
             status[key] = stored[key]
     return replace(state, streams={**state.streams, stream_id: status})
