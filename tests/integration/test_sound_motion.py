@@ -41,7 +41,7 @@ from custom_components.pi_stream.event import EVENT_STREAM
 from custom_components.pi_stream.logbook import describe_stream_event
 from custom_components.pi_stream.sensor import SOUND_LEVEL, SOUND_LEVEL_POLICY
 from custom_components.pi_stream.vocabulary import SETTING_SOUND_DETECTION
-from tests.integration.stable_agent import StableAgentProcess, run_agent, wait_for
+from tests.integration.stable_agent import StableAgentProcess, run_agent
 
 GARAGE_MOTION = "binary_sensor.garage_motion"
 GARAGE_SOUND = "binary_sensor.garage_sound"
