@@ -10,7 +10,7 @@
    and the CSI hardware relay at 1920x1080 30 fps (the rpicam-vid stand-in's H.264 copied; motion adds a
    key-frame-only decode there).
 2. **False positives** (``still``): ``--still-minutes`` of a still grey scene with sensor-like noise
-   (``noise=alls=N:allf=t``, new noise every frame; N = 12, and a harsh 40 at 640x480 and at 320x240,
+   (``noise=alls=N:allf=t``, new noise every frame; N = 12, a harsh 40 at 640x480 and at 320x240, and 60,
    where the downscale averages fewer pixels) through the pipeline's motion filter chain and the
    detector at the default settings. ffmpeg runs faster than real time here and the frame times are the
    scene's own (frame number / 4 fps), so ten minutes of scene take well under a minute.
@@ -182,7 +182,12 @@ def _filter_chain(width: int = 640, height: int = 480) -> tuple[str, int, int, f
     return args[args.index("-vf") + 1], output.width, output.height, output.fps
 
 
-STILL_SCENES = (("640x480", 12), ("640x480", 40), ("320x240", 40))  # size, noise strength (alls)
+STILL_SCENES = (
+    ("640x480", 12),
+    ("640x480", 40),
+    ("320x240", 40),
+    ("640x480", 60),
+)  # size, noise strength (alls)
 
 
 def still(minutes: float, size: str, noise: int) -> dict[str, Any]:
@@ -197,8 +202,8 @@ def still(minutes: float, size: str, noise: int) -> dict[str, Any]:
     started = time.monotonic()
     with subprocess.Popen(argv, stdout=subprocess.PIPE) as proc:
         assert proc.stdout is not None
-        size = width * height
-        while len(frame := proc.stdout.read(size)) == size:
+        frame_bytes = width * height
+        while len(frame := proc.stdout.read(frame_bytes)) == frame_bytes:
             change = detector.feed(frame, frames / fps)
             frames += 1
             peak = max(peak, detector.score)

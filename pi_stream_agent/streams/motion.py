@@ -10,9 +10,10 @@ The publisher's ffmpeg hands the agent a small, slow grey picture (:data:`ANALYS
 * **Changed pixels**: those whose grey level differs from the background by more than the pixel threshold
   (from the sensitivity, :func:`thresholds`).
 * **Score** 0..100: the share of the region's pixels that changed, in percent.
-* **Noise floor**: the score of a still scene is rarely 0 (noise, compression, flicker). A slow average of
-  the score while nothing moves is kept and added to the trigger level, so a noisy camera does not fire
-  all the time (an adaptive threshold).
+* **Noise floor**: the score of a still scene is rarely 0 (noise, compression, flicker). An average of
+  the score is kept — learnt in the first :data:`WARMUP_FRAMES` frames, then slowly while nothing moves,
+  and very slowly during a motion — and added to the trigger level, so a noisy camera does not fire all
+  the time (an adaptive threshold); so is a few times how far the score usually wanders from it.
 * **Start**: the score stays above trigger + noise floor for the minimum duration. **End** (hysteresis):
   the score stays below half the trigger (+ noise floor) for :data:`END_HOLD_S`.
 
@@ -38,10 +39,16 @@ _BACKGROUND_SHIFT: Final = 2
 BACKGROUND_WEIGHT: Final = 1 / (1 << _BACKGROUND_SHIFT)
 # The score must stay below the end level this long before a motion ends.
 END_HOLD_S: Final = 2.0
-# Frames seen before anything may start: the background first learns the scene.
-WARMUP_FRAMES: Final = 4
-# How fast the noise floor follows the score of a still scene (weight of each new frame).
+# Frames seen before anything may start: the background and the noise floor first learn the scene.
+WARMUP_FRAMES: Final = 8
+# How fast the noise floor follows the score (weight of each new frame): quickly while warming up, then
+# slowly while nothing moves; and very slowly (minutes) during a motion, so a scene that is busy for good
+# (harsh noise at night, leaves in the wind) ends its motion and becomes the new normal.
+_NOISE_FLOOR_WEIGHT_WARMUP: Final = 0.5
 _NOISE_FLOOR_WEIGHT: Final = 0.05
+_NOISE_FLOOR_WEIGHT_ACTIVE: Final = 0.002
+# How many times the score's usual wander above the floor a motion must reach (half that to end).
+_NOISE_MARGIN: Final = 4.0
 
 _FRACTION_BITS: Final = 4  # the background's fixed point: grey level x 16
 _LANE_BITS: Final = 16
@@ -179,6 +186,7 @@ class MotionDetector:
         self.ended_at: float | None = None
         self.peak_score = 0.0
         self.noise_floor = 0.0
+        self.noise_spread = 0.0  # the mean distance of a still scene's score from the floor
         self.frames = 0
         self._background: int | None = None
         self._ones = _lanes(self.pixels, 1)
@@ -228,11 +236,16 @@ class MotionDetector:
         score = self.changed_share(frame)
         self.frames += 1
         self.score = score
-        if self.frames <= WARMUP_FRAMES:
-            return None
         _, trigger = thresholds(self._settings.sensitivity)
-        start_level = trigger + self.noise_floor
-        end_level = trigger / 2 + self.noise_floor
+        if self.frames <= WARMUP_FRAMES:
+            # The first frame only sets the background, and the next scores are high while the first
+            # frame's own noise fades from it: learn from the second half of the warm-up, quickly.
+            if self.frames > WARMUP_FRAMES // 2:
+                self._learn_noise(score, _NOISE_FLOOR_WEIGHT_WARMUP)
+            return None
+        # Above the floor by the trigger, and by a few times how much a still scene's score wanders.
+        start_level = trigger + self.noise_floor + _NOISE_MARGIN * self.noise_spread
+        end_level = trigger / 2 + self.noise_floor + _NOISE_MARGIN / 2 * self.noise_spread
         if not self.active:
             if score > start_level:
                 if self._above_since is None:
@@ -246,10 +259,11 @@ class MotionDetector:
                     return MotionChange("start", round(score, 2), self._above_since, None)
             else:
                 self._above_since = None
-                # Learn the still scene's score (only while nothing moves: a motion is not noise).
-                self.noise_floor += _NOISE_FLOOR_WEIGHT * (min(score, trigger) - self.noise_floor)
+                # Learn the still scene's score (below the start level: a motion is not noise).
+                self._learn_noise(score, _NOISE_FLOOR_WEIGHT)
             return None
         self.peak_score = max(self.peak_score, score)
+        self._learn_noise(score, _NOISE_FLOOR_WEIGHT_ACTIVE)
         if score < end_level:
             if self._below_since is None:
                 self._below_since = at
@@ -262,6 +276,10 @@ class MotionDetector:
         else:
             self._below_since = None
         return None
+
+    def _learn_noise(self, score: float, weight: float) -> None:
+        self.noise_spread += weight * (abs(score - self.noise_floor) - self.noise_spread)
+        self.noise_floor += weight * (score - self.noise_floor)
 
     def status(self) -> dict[str, object]:
         """The stream status's ``motion`` object (docs/api.md)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import random
 import subprocess
 from dataclasses import replace
@@ -30,7 +31,7 @@ from pi_stream_agent.streams.motion import (
     region_problem,
     thresholds,
 )
-from pi_stream_agent.streams.motion_service import MotionService
+from pi_stream_agent.streams.motion_service import MotionService, NoMotionSnapshotError
 from pi_stream_agent.streams.pipelines import build_pipeline, motion_output
 from pi_stream_agent.streams.snapshot import Snapshot
 
@@ -258,8 +259,10 @@ async def _run_scene(
     return events, service
 
 
-async def test_a_still_noisy_scene_gives_no_motion(tmp_path: Path) -> None:
-    events, service = await _run_scene(tmp_path, STILL, 8)
+@pytest.mark.parametrize("noise", [12, 40])
+async def test_a_still_noisy_scene_gives_no_motion(tmp_path: Path, noise: int) -> None:
+    # 40 is harsh (a dark scene at high gain): a third of the grey levels wander by more than 16.
+    events, service = await _run_scene(tmp_path, STILL.replace("alls=12", f"alls={noise}"), 8)
     status = service.status("cam")
     assert events == [] and status is not None and status["active"] is False
     service.pipeline_ended("cam")
@@ -282,10 +285,54 @@ async def test_a_moving_box_starts_and_ends_a_motion_with_a_picture(tmp_path: Pa
     await service.close()
 
 
+async def test_a_moving_box_is_seen_through_harsh_noise(tmp_path: Path) -> None:
+    events, service = await _run_scene(tmp_path, SCENE.replace("alls=12", "alls=40"), 9)
+    assert [event["state"] for event in events][:1] == ["start"], events
+    service.pipeline_ended("cam")
+    await service.close()
+
+
 async def test_motion_outside_the_region_is_not_seen(tmp_path: Path) -> None:
     # The box crosses the middle band (y 200-320 of 480); the region is the top quarter.
     region = {"x": 0.0, "y": 0.0, "width": 1.0, "height": 0.25}
     events, service = await _run_scene(tmp_path, SCENE, 10, motion_region=region)
     assert events == []
     service.pipeline_ended("cam")
+    await service.close()
+
+
+async def test_a_motion_going_on_ends_when_the_publisher_stops_and_off_forgets_it(tmp_path: Path) -> None:
+    """Frames written into the tap's FIFO by hand (as ffmpeg would): a motion starts; the publisher stops
+    (pipeline_ended) → an end event at once; motion detection turned off → no status, no picture."""
+    stream = _stream("test", settings={"motion_detection": True, "motion_min_duration_s": 0.0})
+    env = _env(tmp_path)
+    spec = build_pipeline(stream, env)
+    assert spec.motion is not None
+    bus = EventBus()
+    events: list[dict[str, Any]] = []
+    bus.subscribe(lambda event: events.append(event.data) if event.type == "motion" else None)
+    service = MotionService(bus, _Pictures())
+    await service.pipeline_starting(stream, spec)
+    writer = os.open(spec.motion.path, os.O_WRONLY)
+    try:
+        for index in range(16):  # still, then a box that jumps about
+            os.write(writer, _frames_with_box(None if index < 10 else (index * 30) % 140))
+            await asyncio.sleep(0.02)
+        for _ in range(100):
+            if events:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        os.close(writer)
+    assert [event["state"] for event in events] == ["start"]
+    await asyncio.sleep(0.05)  # the picture task
+    service.pipeline_ended("cam")
+    assert [event["state"] for event in events] == ["start", "end"]
+    assert events[1]["started_at"] == events[0]["started_at"] and events[1]["ended_at"] is not None
+    assert not os.path.exists(spec.motion.path)  # noqa: ASYNC240 - the FIFO goes with the run
+    assert (await service.snapshot("cam", "Cam")).jpeg.startswith(b"\xff\xd8")
+    service.configure(replace(stream, settings={}))
+    assert service.status("cam") is None
+    with pytest.raises(NoMotionSnapshotError, match="Motion detection is off for Cam"):
+        await service.snapshot("cam", "Cam")
     await service.close()

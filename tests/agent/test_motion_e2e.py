@@ -40,12 +40,21 @@ async def test_a_moving_picture_is_pushed_as_motion_with_a_snapshot(
     rtsp_server: RtspServer,
     start_agent: AgentFactory,  # noqa: F811
 ) -> None:
-    # testsrc2 moves all the time below its corner: a motion starts and lasts.
-    streams = [_motion_stream("cam1", "testsrc2", motion_min_duration_s=0.5)]
+    # Colour bars stand still (the detector learns the scene), then the scene turns into testsrc2, which
+    # moves all the time below its corner: a motion starts and lasts.
+    streams = [_motion_stream("cam1", "smptebars", motion_min_duration_s=0.5)]
     agent = await start_agent(make_config(tmp_path, rtsp_server, streams))
     base, headers = api(agent)
+    status = await wait_state(agent, "cam1", {"running"})
     async with aiohttp.ClientSession(headers=headers) as session:
         async with session.ws_connect(f"http://127.0.0.1:{agent.port}/api/v1/ws") as ws:
+            # Three telemetry pushes (3 s): the still scene is learnt, nothing fires.
+            for _ in range(3):
+                message = await receive_until(ws, lambda m: m["type"] in ("telemetry", "event"), 5)
+                assert not (message["type"] == "event" and message["event"]["type"] == "motion")
+            moving = {**status["config"], "source": {"type": "test", "pattern": "testsrc2"}}
+            async with session.put(f"{base}/streams/cam1", json=moving) as response:
+                assert response.status == 200, await response.text()
             message = await receive_until(
                 ws, lambda m: m["type"] == "event" and m["event"]["type"] == "motion", 30
             )
