@@ -10,8 +10,6 @@ from typing import Any
 
 from homeassistant.components.automation.config import AUTOMATION_BLUEPRINT_SCHEMA
 from homeassistant.components.blueprint import models
-from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
-from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_ON
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.setup import async_setup_component
 from homeassistant.util.yaml import load_yaml_dict
@@ -19,11 +17,12 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from tests.integration.agent_process import AgentProcess
 from tests.integration.stable_agent import wait_for
+from tests.integration.test_motion_live import make_the_garage_move
 
 REPO = Path(__file__).resolve().parents[2]
 BLUEPRINT = REPO / "blueprints" / "automation" / "pi_stream" / "notify_on_motion.yaml"
-MOTION = "binary_sensor.front_door_motion"
-SNAPSHOT = "image.front_door_motion_snapshot"
+MOTION = "binary_sensor.garage_motion"
+SNAPSHOT = "image.garage_motion_snapshot"
 
 
 def test_blueprint_is_valid() -> None:
@@ -67,12 +66,10 @@ async def test_motion_notifies_with_the_snapshot(
     hass: HomeAssistant, tmp_path: Path, agent: AgentProcess, init_integration: MockConfigEntry
 ) -> None:
     calls = await setup_blueprint(hass, tmp_path, {"motion_sensors": [MOTION], "cooldown": 0})
-    await hass.services.async_call(
-        SWITCH_DOMAIN, SERVICE_TURN_ON, {ATTR_ENTITY_ID: "switch.front_door_motion_detection"}, blocking=True
-    )
+    await make_the_garage_move(hass, agent)
     await wait_for(hass, lambda: len(calls) >= 1, "a motion notification", timeout_s=60)
     call = calls[0]
-    assert call.data["title"] == "Front door: motion"
-    assert call.data["message"].startswith("Front door noticed motion at ")
+    assert call.data["title"] == "Garage: motion"
+    assert call.data["message"].startswith("Garage noticed motion at ")
     assert call.data["data"]["image"] == f"/api/image_proxy/{SNAPSHOT}"
     assert call.data["data"]["image_url"].startswith(f"/api/image_proxy/{SNAPSHOT}?token=")
