@@ -6,7 +6,10 @@ I/O, schedules work or touches Home Assistant (the coordinator does that with wh
 sends whole fragments — a telemetry sample with every stream's numbers (``streams``), and each stream event
 with that stream's numbers at that moment (``stats``) — so a fragment replaces what it covers instead of
 being re-derived here; so does a stream's controls document (``stream_controls``: its picture settings and
-camera controls with their confirmed values). See docs/api.md ("WebSocket", "Stream stats").
+camera controls with their confirmed values). What a stream notices (issue 11) is folded into its status the
+same way: a ``motion`` or ``sound`` event sets the stream's ``motion``/``sound`` object (``active``, when it
+started and ended), so the entities read one place whether the news came by event or by REST. See
+docs/api.md ("WebSocket", "Stream stats").
 """
 
 from __future__ import annotations
@@ -30,11 +33,23 @@ STREAM_STATS_FIELDS = (
     "requested_restart_count",
     "restarts_by_cause",
     "publishers",
+    "sound_level_dbfs",  # null unless the stream runs with audio (and from agents without audio)
 )
+# What a stream notices (motion, its audio, sound), in its status. A stats fragment replaces each of these
+# only when it carries it: an agent that reports them in GET /streams only must not lose them to every
+# pushed sample.
+STREAM_DETECTION_FIELDS = ("motion", "audio", "sound")
 
 STREAM_EVENTS = frozenset({"stream_state", "stream_exit"})
 # Pushed after every change of a stream's picture settings or camera controls, with the whole document.
 STREAM_CONTROLS_EVENT = "stream_controls"
+# A stream noticed motion or sound (``state`` "start"), or it ended ("end"): docs/api.md, "WebSocket".
+MOTION_EVENT = "motion"
+SOUND_EVENT = "sound"
+DETECTION_EVENTS = frozenset({MOTION_EVENT, SOUND_EVENT})
+DETECTION_START = "start"
+# The event's field with its measure: the motion's score, the sound's level.
+DETECTION_MEASURES = {MOTION_EVENT: "score", SOUND_EVENT: "level_dbfs"}
 
 
 @dataclass(frozen=True)
@@ -55,8 +70,13 @@ class AgentState:
 
 
 def with_stream_stats(status: Mapping[str, Any], stats: Mapping[str, Any]) -> dict[str, Any]:
-    """``status`` with its stats fields replaced by ``stats`` (the agent's own fragment, whole)."""
-    return {**status, **{key: stats.get(key) for key in STREAM_STATS_FIELDS}}
+    """``status`` with its stats fields replaced by ``stats`` (the agent's own fragment, whole), and the
+    detection fields the fragment carries."""
+    return {
+        **status,
+        **{key: stats.get(key) for key in STREAM_STATS_FIELDS},
+        **{key: stats[key] for key in STREAM_DETECTION_FIELDS if key in stats},
+    }
 
 
 def apply_telemetry(state: AgentState, sample: Mapping[str, Any]) -> AgentState:
@@ -98,6 +118,8 @@ def apply_event(state: AgentState, event: Mapping[str, Any]) -> AgentState:
         return _apply_under_voltage(state, data, event.get("timestamp"))
     if kind in STREAM_EVENTS:
         return _apply_stream_event(state, kind, data)
+    if kind in DETECTION_EVENTS:
+        return _apply_detection_event(state, kind, data)
     if kind == "oom_kill":
         return _apply_oom_kill(state, data)
     if kind == "storage_error":
@@ -134,13 +156,15 @@ def apply_stream_controls(state: AgentState, stream_id: str, document: Mapping[s
 def apply_stored_stream(state: AgentState, stream_id: str, stored: Mapping[str, Any]) -> AgentState:
     """The agent's answer to a stored configuration (PUT /streams/{id}): its configuration and ``enabled``.
 
-    Only those: the state and numbers in the same answer may already be older than the events pushed since
-    (the restart the change caused), and those events carry their own.
+    Only those, and what the stream notices (``motion``, ``audio``: turning detection on or off changes
+    them, and the agent reports them in the stream's status only): the state and numbers in the same answer
+    may already be older than the events pushed since (the restart the change caused), and those events
+    carry their own.
     """
     if stream_id not in state.streams:
         return state
     status = dict(state.streams[stream_id])
-    for key in ("enabled", "config"):
+    for key in ("enabled", "config", *STREAM_DETECTION_FIELDS):
         if key in stored:
             status[key] = stored[key]
     return replace(state, streams={**state.streams, stream_id: status})
@@ -210,4 +234,23 @@ def _apply_stream_event(state: AgentState, kind: str, data: Mapping[str, Any]) -
     elif kind == "stream_state" and data.get("state") != "running":
         # An agent without pushed stats: what was measured belonged to the run that just ended.
         status.update(dict.fromkeys(("fps", "bitrate_bps", "frames", "uptime_s", "publishers")))
+    return replace(state, streams={**state.streams, stream_id: status})
+
+
+def _apply_detection_event(state: AgentState, kind: str, data: Mapping[str, Any]) -> AgentState:
+    """A ``motion`` or ``sound`` event: the stream's ``motion``/``sound`` object as the event says it is
+    now (``active`` from start to end; the measure and times of this motion or sound)."""
+    stream_id = str(data.get("stream_id"))
+    if stream_id not in state.streams:
+        return state
+    status = dict(state.streams[stream_id])
+    held = status.get(kind)
+    measure = DETECTION_MEASURES[kind]
+    status[kind] = {
+        **(held if isinstance(held, Mapping) else {}),
+        "active": data.get("state") == DETECTION_START,
+        measure: data.get(measure),
+        "started_at": data.get("started_at"),
+        "ended_at": data.get("ended_at"),
+    }
     return replace(state, streams={**state.streams, stream_id: status})

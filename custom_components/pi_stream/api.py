@@ -19,6 +19,8 @@ REQUEST_TIMEOUT_S = 10.0
 SNAPSHOT_TIMEOUT_S = 15.0
 # The agent pings every 30 s; a socket silent for longer than this is dead.
 WEBSOCKET_HEARTBEAT_S = 30.0
+# The agent's answer when a stream has no motion snapshot (docs/api.md): not an error for a client.
+NO_MOTION_SNAPSHOT = "no_motion_snapshot"
 
 
 class PiStreamError(Exception):
@@ -244,6 +246,17 @@ class PiStreamClient:
         body: bytes = await self._request(
             "GET", f"/streams/{stream_id}/snapshot", timeout_s=SNAPSHOT_TIMEOUT_S, raw=True
         )
+        return body
+
+    async def motion_snapshot(self, stream_id: str) -> bytes | None:
+        """``GET /streams/{id}/motion/snapshot``: the JPEG the agent kept from the latest motion start; None
+        when it has none (404 ``no_motion_snapshot``: no motion yet, or it is older than the agent keeps)."""
+        try:
+            body: bytes = await self._request("GET", f"/streams/{stream_id}/motion/snapshot", raw=True)
+        except PiStreamResponseError as err:
+            if err.status == 404 and err.code == NO_MOTION_SNAPSHOT:
+                return None
+            raise
         return body
 
     async def logs(self, stream_id: str, lines: int = 100) -> list[dict[str, Any]]:

@@ -1,6 +1,8 @@
 """Binary sensors: the Pi's throttle flags (under-voltage, frequency capped, throttled, soft temperature
 limit, and their "has occurred" variants), its health flags (root filesystem read-only, an unexpected
-reboot; on a Pi 5 a supply that did not negotiate 5 A), the push connection, and a problem flag per stream.
+reboot; on a Pi 5 a supply that did not negotiate 5 A), the push connection, and per stream a problem flag
+and what the stream notices: motion (where its camera can detect motion; available while detection is on)
+and sound (where it has audio; available while sound detection runs), from detection.py.
 
 Flags are written the moment they change — pushed events update the coordinator at once — and only then:
 an unchanged flag costs neither a state write nor a recorder row.
@@ -22,6 +24,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
+from . import detection
 from .coordinator import AgentState, PiStreamConfigEntry, PiStreamCoordinator
 from .entity import PiStreamEntity, PiStreamStreamEntity, async_add_stream_entities
 
@@ -37,6 +40,8 @@ class PiStreamBinarySensorEntityDescription(BinarySensorEntityDescription):
     # The telemetry section whose hardware the flag needs ("supply"): created when the agent first reports
     # it (not null). None: every Pi has it.
     requires: str | None = None
+    # Whether the flag means anything now (motion: only while motion detection is on); None: always.
+    available_fn: Callable[[AgentState, str], bool] | None = None
 
 
 def _flag(section: str, name: str) -> Callable[[AgentState, str], bool | None]:
@@ -188,6 +193,22 @@ STREAM_PROBLEM = PiStreamBinarySensorEntityDescription(
     attributes_fn=_stream_problem_attributes,
 )
 
+MOTION = PiStreamBinarySensorEntityDescription(
+    key="motion",
+    translation_key="motion",
+    device_class=BinarySensorDeviceClass.MOTION,
+    value_fn=detection.motion_active,
+    available_fn=lambda state, stream_id: detection.motion(state, stream_id) is not None,
+)
+
+SOUND = PiStreamBinarySensorEntityDescription(
+    key="sound",
+    translation_key="sound",
+    device_class=BinarySensorDeviceClass.SOUND,
+    value_fn=detection.sound_active,
+    available_fn=detection.sound_detection_on,
+)
+
 
 class _ChangeOnlyBinarySensor(BinarySensorEntity):
     """Writes its state when what it shows (availability, on/off, attributes) changed, and only then."""
@@ -255,6 +276,13 @@ class PiStreamStreamBinarySensor(_ChangeOnlyBinarySensor, PiStreamStreamEntity):
         self._subject = stream_id
         self._start()
 
+    @property
+    def available(self) -> bool:
+        available_fn = self.entity_description.available_fn
+        return super().available and (
+            available_fn is None or available_fn(self.coordinator.data, self._subject)
+        )
+
 
 async def async_setup_entry(
     hass: HomeAssistant,
@@ -262,7 +290,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the Pi's flags and the push connection, its board's (when the agent reports that hardware),
-    and a problem flag for every stream."""
+    a problem flag for every stream, and motion and sound flags for the streams that can have them."""
     coordinator = entry.runtime_data
     async_add_entities(
         [
@@ -290,4 +318,16 @@ async def async_setup_entry(
         entry,
         async_add_entities,
         lambda coordinator, stream_id: [PiStreamStreamBinarySensor(coordinator, stream_id, STREAM_PROBLEM)],
+    )
+    async_add_stream_entities(
+        entry,
+        async_add_entities,
+        lambda coordinator, stream_id: [PiStreamStreamBinarySensor(coordinator, stream_id, MOTION)],
+        when=detection.can_detect_motion,
+    )
+    async_add_stream_entities(
+        entry,
+        async_add_entities,
+        lambda coordinator, stream_id: [PiStreamStreamBinarySensor(coordinator, stream_id, SOUND)],
+        when=detection.has_audio,
     )

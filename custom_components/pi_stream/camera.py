@@ -5,6 +5,10 @@ When a stream runs again after a restart or a failure, the camera tells Home Ass
 old publisher ends, in the same HLS session. Left alone, that read fails (or times out, 5 s over UDP) and
 the worker then waits 10 s (20 s, 30 s … on each further failure) before it looks again: the live view
 froze for 10-30 s after a 1 s restart. docs/benchmarks.md ("Restart → picture in Home Assistant").
+
+Where the stream carries sound, the camera says so in its ``audio`` and ``audio_codec`` attributes (Home
+Assistant's cameras have no audio feature to declare): the sound travels in the same RTSP stream, which
+HA's HLS (AAC) and go2rtc's WebRTC (which turns AAC into Opus itself) both play.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from . import detection
 from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
 from .entity import PiStreamStreamEntity, async_add_stream_entities
 from .services import agent_errors
@@ -122,6 +127,25 @@ class PiStreamCamera(PiStreamStreamEntity, Camera):
     @property
     def is_streaming(self) -> bool:
         return self._running
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Whether this camera's stream carries sound now, and in which codec (None without sound)."""
+        state = self.coordinator.data
+        if not detection.has_audio(state, self.stream_id):
+            return {}
+        audio = detection.audio(state, self.stream_id) or {}
+        carries = detection.audio_on(state, self.stream_id) and self._carries_audio
+        return {"audio": carries, "audio_codec": audio.get("codec") if carries else None}
+
+    @property
+    def _carries_audio(self) -> bool:
+        """The main stream carries the sound; a substream only where it is configured to
+        (``substream.audio``)."""
+        if self.entity_description.url_key == MAIN_CAMERA.url_key:
+            return True
+        substream = (self._status.get("config") or {}).get("substream") or {}
+        return bool(substream.get("audio", False))
 
     async def stream_source(self) -> str | None:
         """The RTSP URL, read credentials included: no I/O (go2rtc and HA's stream read it)."""

@@ -251,7 +251,8 @@ class PiStreamCoordinator(DataUpdateCoordinator[AgentState]):
     async def _refresh_stream_config(self, stream_id: str) -> None:
         """A change of controls is stored in the stream's configuration (``settings``,
         ``v4l2_controls``): HA's copy follows, or the next change sent from it (the enable switch, the
-        options flow) would put the old values back."""
+        options flow) would put the old values back. So does its ``motion`` (null while motion detection
+        is off), which the agent reports in the stream's status only."""
         if (state := self.state) is None or stream_id not in state.streams:
             return
         with contextlib.suppress(PiStreamError):

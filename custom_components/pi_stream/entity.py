@@ -1,4 +1,5 @@
-"""Base entities: one device per Pi, and one device per stream linked to its Pi."""
+"""Base entities: one device per Pi, and one device per stream linked to its Pi; adding a stream's
+entities when the stream appears (or, for what only some streams have, when it gains it)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
+from .coordinator import AgentState, PiStreamConfigEntry, PiStreamCoordinator
 from .device_info import pi_device_info, stream_device_identifier, stream_device_info
 
 
@@ -48,24 +49,31 @@ def async_add_stream_entities(
     entry: PiStreamConfigEntry,
     async_add_entities: AddEntitiesCallback,
     factory: Callable[[PiStreamCoordinator, str], Iterable[Entity]],
+    when: Callable[[AgentState, str], bool] | None = None,
 ) -> None:
     """Add ``factory``'s entities for every stream now, and for each stream that appears later (a stream
-    added from the options flow gets its entities without a reload)."""
+    added from the options flow gets its entities without a reload). With ``when``, a stream gets them once
+    ``when(state, stream_id)`` holds (motion entities once its camera can detect motion), and keeps them."""
     coordinator = entry.runtime_data
     known: set[str] = set()
 
     @callback
     def add_new() -> None:
-        if gone := known.difference(coordinator.data.streams):
+        state = coordinator.data
+        if gone := known.difference(state.streams):
             # A stream removed with its device (options flow) may come back under the same id: new entities.
             devices = dr.async_get(coordinator.hass)
-            agent_id = coordinator.data.info.agent_id
+            agent_id = state.info.agent_id
             known.difference_update(
                 stream_id
                 for stream_id in gone
                 if not devices.async_get_device(identifiers={stream_device_identifier(agent_id, stream_id)})
             )
-        new = [stream_id for stream_id in coordinator.data.streams if stream_id not in known]
+        new = [
+            stream_id
+            for stream_id in state.streams
+            if stream_id not in known and (when is None or when(state, stream_id))
+        ]
         if not new:
             return
         known.update(new)

@@ -1,6 +1,8 @@
 """An event entity per stream: fires ``failed`` when its publisher exits (with the cause, the Pi's condition
 at that moment and the condition that contributed to the exit where the agent found one, and the last log
-lines) and ``recovered`` when frames flow again, so automations can react to both.
+lines) and ``recovered`` when frames flow again, so automations can react to both; and ``motion`` and
+``sound`` when the stream notices either start (``state`` "start") and end ("end"), with the motion's score
+or the sound's level and when it started and ended.
 
 Each one is also fired on Home Assistant's bus as :data:`EVENT_STREAM` with the stream's name and the
 agent's human name of the cause, which the logbook platform (logbook.py) turns into a readable line: the
@@ -16,7 +18,9 @@ from homeassistant.components.event import EventEntity
 from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
+from .agent_state import DETECTION_EVENTS, DETECTION_MEASURES, MOTION_EVENT, SOUND_EVENT
 from .const import DOMAIN
 from .coordinator import PiStreamConfigEntry, PiStreamCoordinator
 from .entity import PiStreamStreamEntity, async_add_stream_entities
@@ -27,6 +31,9 @@ PARALLEL_UPDATES = 0
 
 EVENT_FAILED = "failed"
 EVENT_RECOVERED = "recovered"
+# A motion or sound started or ended: the event types are the agent's event names.
+EVENT_MOTION = MOTION_EVENT
+EVENT_SOUND = SOUND_EVENT
 # Fired on the bus with every failed/recovered, for the logbook (logbook.py describes it).
 EVENT_STREAM = f"{DOMAIN}_stream_event"
 LOG_TAIL_LINES = 10
@@ -62,7 +69,7 @@ class PiStreamStreamEventEntity(PiStreamStreamEntity, EventEntity):
 
     def __init__(self, coordinator: PiStreamCoordinator, stream_id: str) -> None:
         super().__init__(coordinator, stream_id, "events")
-        self._attr_event_types = [EVENT_FAILED, EVENT_RECOVERED]
+        self._attr_event_types = [EVENT_FAILED, EVENT_RECOVERED, EVENT_MOTION, EVENT_SOUND]
         self._failure: dict[str, Any] | None = None  # the failure not yet recovered from
 
     async def async_added_to_hass(self) -> None:
@@ -110,6 +117,28 @@ class PiStreamStreamEventEntity(PiStreamStreamEntity, EventEntity):
                 "restart_count": data.get("restart_count"),
             }
             self._fire(EVENT_RECOVERED, attributes, {"failures": failure["failures"], "downtime_s": downtime})
+        elif kind in DETECTION_EVENTS:
+            self._fire_detection(str(kind), data)
+
+    @callback
+    def _fire_detection(self, kind: str, data: dict[str, Any]) -> None:
+        """A motion or sound started or ended: its measure (``score`` / ``level_dbfs``), its times as
+        dates, and at the end how long it lasted."""
+        measure = DETECTION_MEASURES[kind]
+        started, ended = data.get("started_at"), data.get("ended_at")
+        duration = None
+        if isinstance(started, int | float) and isinstance(ended, int | float):
+            duration = round(max(0.0, ended - started), 1)
+        attributes = {
+            "state": data.get("state"),
+            measure: data.get(measure),
+            "started_at": _iso(started),
+            "ended_at": _iso(ended),
+            "duration_s": duration,
+        }
+        self._fire(
+            kind, attributes, {"state": data.get("state"), measure: data.get(measure), "duration_s": duration}
+        )
 
     @callback
     def _fire(self, event_type: str, attributes: dict[str, Any], details: dict[str, Any]) -> None:
@@ -131,3 +160,10 @@ class PiStreamStreamEventEntity(PiStreamStreamEntity, EventEntity):
         self._trigger_event(event_type, attributes)
         self.async_set_context(context)
         self.async_write_ha_state()
+
+
+def _iso(timestamp: Any) -> str | None:
+    """A Unix time from the agent as an ISO date (what templates compare with ``now()``)."""
+    if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
+        return None
+    return dt_util.utc_from_timestamp(timestamp).isoformat()

@@ -1,6 +1,6 @@
 """Sensors: the Pi's health (CMA, DMA-buf, temperature, clocks, CPU, memory, network, Wi-Fi, power, the root
 filesystem, storage errors, out-of-memory kills; a Pi 5's supply and any board's fan) and each stream's
-state, frame rate, bitrate, restarts and publisher CPU.
+state, frame rate, bitrate, restarts and publisher CPU, and, for a stream with audio, its sound level.
 
 Sensors of hardware that not every board has (the Pi 5's supply, a fan) exist only once the agent reports
 that section (``requires``): a sensor that could never have a value is not created.
@@ -40,6 +40,7 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
+from . import detection
 from .coordinator import AgentState, PiStreamConfigEntry, PiStreamCoordinator
 from .entity import PiStreamEntity, PiStreamStreamEntity, async_add_stream_entities
 from .write_policy import IMMEDIATE, WriteGate, WritePolicy
@@ -105,6 +106,10 @@ FAN_DUTY_POLICY = PERCENT_POLICY
 BOOT_TIME_POLICY = WritePolicy(step=1, deadband=60.0)
 # Episode start: the pushed event's time and the next sample's agree to well under a second.
 EPISODE_TIME_POLICY = WritePolicy(step=1)
+# The sound level moves with every word and door: whole dB, and 6 dB (twice or half the amplitude) is news,
+# at most every 10 s; a drift every 5 minutes. The sound binary sensor carries the moment a sound starts.
+SOUND_LEVEL_POLICY = WritePolicy(step=1, deadband=6, min_interval_s=10.0, max_interval_s=SLOW_MAX_S)
+SOUND_LEVEL_UNIT = "dBFS"  # decibels below digital full scale (0 = the loudest the input can record)
 
 # Network interfaces whose error rates are enabled by default (the Pi's own Ethernet and Wi-Fi); every other
 # per-interface rate is there for whoever needs it, disabled.
@@ -132,6 +137,8 @@ class PiStreamSensorEntityDescription(SensorEntityDescription):
     # The telemetry section whose hardware the sensor needs ("supply", "fan"): the sensor is created when
     # the agent first reports it (not null). None: every Pi has it.
     requires: str | None = None
+    # Whether the value means anything now (the sound level: only while the stream has sound); None: always.
+    available_fn: Callable[[AgentState, str], bool] | None = None
 
 
 def _megahertz(hertz: Any) -> float | None:
@@ -566,6 +573,17 @@ STREAM_SENSORS: tuple[PiStreamSensorEntityDescription, ...] = (
     ),
 )
 
+SOUND_LEVEL = PiStreamSensorEntityDescription(
+    key="sound_level",
+    translation_key="sound_level",
+    native_unit_of_measurement=SOUND_LEVEL_UNIT,
+    suggested_display_precision=0,
+    state_class=SensorStateClass.MEASUREMENT,
+    value_fn=detection.sound_level_dbfs,
+    available_fn=detection.audio_on,
+    policy=SOUND_LEVEL_POLICY,
+)
+
 
 class _GatedSensor(SensorEntity):
     """A sensor that writes its state only when its write policy allows (see write_policy.py).
@@ -643,6 +661,13 @@ class PiStreamStreamSensor(_GatedSensor, PiStreamStreamEntity):
         self._stream_state = self.stream.get("state")
         self._start_gate()
 
+    @property
+    def available(self) -> bool:
+        available_fn = self.entity_description.available_fn
+        return super().available and (
+            available_fn is None or available_fn(self.coordinator.data, self._subject)
+        )
+
     def _offer(self, *, force: bool) -> bool:
         stream_state = self.stream.get("state")
         if stream_state != self._stream_state:
@@ -715,6 +740,12 @@ async def async_setup_entry(
     entry.async_on_unload(coordinator.async_add_listener(add_interfaces))
 
     async_add_stream_entities(entry, async_add_entities, stream_sensors)
+    async_add_stream_entities(
+        entry,
+        async_add_entities,
+        lambda coordinator, stream_id: [PiStreamStreamSensor(coordinator, stream_id, SOUND_LEVEL)],
+        when=detection.has_audio,
+    )
 
 
 def stream_sensors(coordinator: PiStreamCoordinator, stream_id: str) -> list[PiStreamStreamSensor]:

@@ -54,6 +54,10 @@ CONF_SUB_BITRATE = "substream_bitrate"
 # The stream configuration's picture settings and V4L2 controls (agent: streams/settings.py).
 CONF_SETTINGS = "settings"
 CONF_V4L2_CONTROLS = "v4l2_controls"
+# Parts of a stream's configuration the forms do not edit (set on the Pi or through the API): an edit keeps
+# them as they are, or saving a form would silently drop the motion region or the stream's sound.
+KEPT_AS_CONFIGURED = ("motion_region", "audio")
+SUBSTREAM_KEPT_AS_CONFIGURED = ("audio",)
 
 # The form's own suggestions (the agent has no say in them; it checks whatever is chosen).
 COMMON_SIZES = ((1920, 1080), (1280, 720), (1024, 576), (960, 540), (800, 600), (640, 480), (640, 360))
@@ -492,7 +496,7 @@ def main_config(
     """The stream configuration ``PUT /streams/{id}`` takes, without its substream (``with_substream``
     adds one), or the form errors of values the form cannot read. What the agent keeps of the ``current``
     configuration (enabled, the RTSP paths recorders use, picture settings and camera controls set from
-    the entities) stays."""
+    the entities, the motion region and the sound: :data:`KEPT_AS_CONFIGURED`) stays."""
     errors: dict[str, str] = {}
     source = dict(choice.source)
     if choice.kind == "test":
@@ -530,6 +534,7 @@ def main_config(
         )
         # A card's controls belong to that card: another source starts from its defaults.
         config[CONF_V4L2_CONTROLS] = dict(current.get(CONF_V4L2_CONTROLS) or {}) if same_device else {}
+    config.update({key: current[key] for key in KEPT_AS_CONFIGURED if key in current})
     return config, errors
 
 
@@ -554,7 +559,9 @@ def picture_settings(
 def with_substream(
     config: Mapping[str, Any], current: Mapping[str, Any] | None, user_input: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """``config`` with the substream of the substream form (keeping its current RTSP path)."""
+    """``config`` with the substream of the substream form (keeping its current RTSP path, and whether it
+    carries the sound)."""
+    substream = (current or {}).get("substream") or {}
     return {
         **config,
         "substream": {
@@ -562,7 +569,8 @@ def with_substream(
             "height": int(user_input[CONF_SUB_HEIGHT]),
             "fps": float(user_input[CONF_SUB_FPS]),
             "bitrate": round(float(user_input[CONF_SUB_BITRATE]) * 1000),
-            "rtsp_path": ((current or {}).get("substream") or {}).get("rtsp_path"),
+            "rtsp_path": substream.get("rtsp_path"),
+            **{key: substream[key] for key in SUBSTREAM_KEPT_AS_CONFIGURED if key in substream},
         },
     }
 

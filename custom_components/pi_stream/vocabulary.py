@@ -26,6 +26,13 @@ CAUSE_BUFFER_ALLOCATION = "buffer_allocation"  # camera memory exhausted: the CM
 SETTING_AUTOFOCUS = "autofocus"  # the one button setting: POST /streams/{id}/autofocus, not a stored value
 # The picture settings every source has, which the options flow's stream editor offers beside size and rate.
 ORIENTATION_SETTINGS = ("rotation", "hflip", "vflip")
+# The detection switches (``stream_settings``, issue 11): a stream whose controls document lists one can
+# detect motion / sound, and its value says whether it does (the motion and sound entities, detection.py).
+SETTING_MOTION_DETECTION = "motion_detection"
+SETTING_SOUND_DETECTION = "sound_detection"
+# A stream's ``audio.state`` (docs/api.md, "Streams"): "on" publishes sound; "off" has none configured.
+AUDIO_ON = "on"
+AUDIO_OFF = "off"
 
 
 class VocabularyError(PiStreamError, ValueError):

@@ -195,3 +195,42 @@ def test_a_pushed_controls_document_replaces_the_streams_controls() -> None:
     assert before.controls["garage"]["rotation"]["value"] is None  # never mutated
     unknown = {"type": "stream_controls", "data": {"stream_id": "porch", "controls": {"controls": []}}}
     assert apply_event(after, unknown).controls == after.controls
+
+
+def test_motion_and_sound_events_set_what_the_stream_notices() -> None:
+    before = state(
+        garage=garage(motion={"active": False, "score": 0.1, "started_at": None, "ended_at": None})
+    )
+    motion = {"stream_id": "garage", "state": "start", "score": 12.0, "started_at": 5.0, "ended_at": None}
+    after = apply_event(before, {"type": "motion", "timestamp": 5.0, "data": motion})
+    assert after.streams["garage"]["motion"] == {
+        "active": True,
+        "score": 12.0,
+        "started_at": 5.0,
+        "ended_at": None,
+    }
+    sound = {"stream_id": "garage", "state": "end", "level_dbfs": -50.0, "started_at": 1.0, "ended_at": 4.0}
+    after = apply_event(after, {"type": "sound", "timestamp": 4.0, "data": sound})
+    assert after.streams["garage"]["sound"] == {
+        "active": False,
+        "level_dbfs": -50.0,
+        "started_at": 1.0,
+        "ended_at": 4.0,
+    }
+    # Another stream's, or an unknown one's, changes nothing here.
+    assert (
+        apply_event(before, {"type": "motion", "data": {**motion, "stream_id": "porch"}}).streams
+        == before.streams
+    )
+
+
+def test_a_sample_without_the_motion_keeps_it() -> None:
+    """The agent reports a stream's motion in its status only: a pushed sample's stats do not erase it; a
+    sample that carries it (and the sound level, a stats field) replaces it."""
+    motion = {"active": True, "score": 9.0, "started_at": 3.0, "ended_at": None}
+    before = state(garage=garage(motion=motion, sound_level_dbfs=-30.0))
+    after = apply_telemetry(before, {"streams": {"garage": RUNNING_STATS}})
+    assert after.streams["garage"]["motion"] == motion
+    assert after.streams["garage"]["sound_level_dbfs"] is None  # not in the sample: not measured
+    after = apply_telemetry(before, {"streams": {"garage": {**RUNNING_STATS, "motion": None}}})
+    assert after.streams["garage"]["motion"] is None

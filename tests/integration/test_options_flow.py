@@ -289,6 +289,7 @@ async def test_add_a_test_pattern_stream(
         "substream": None,
         "settings": {},  # no rotation or flip chosen: the camera's defaults
         "v4l2_controls": {},
+        "motion_region": None,  # motion detection watches the whole picture
     }
     assert (await agent_streams(hass, agent))["porch"]["config"] == expected
     assert (await stored_streams(hass, agent))["porch"] == expected
@@ -542,6 +543,7 @@ async def test_edit_a_stream(
         # The form left the orientation as it was (none): no picture settings are stored.
         "settings": {},
         "v4l2_controls": {},
+        "motion_region": None,
     }
     assert (await agent_streams(hass, agent))["front_door"]["config"] == expected
     assert (await stored_streams(hass, agent))["front_door"] == expected

@@ -27,6 +27,7 @@ from custom_components.pi_stream.stream_form import (
     source_choices,
     substream_form,
     warning_text,
+    with_substream,
 )
 from custom_components.pi_stream.vocabulary import AgentVocabulary
 from pi_stream_agent.api.vocabulary import vocabulary as agent_vocabulary
@@ -128,6 +129,35 @@ def test_main_config_keeps_what_the_form_does_not_show() -> None:
     )
     assert errors == {}
     assert (config["enabled"], config["rtsp_path"], config["bitrate"]) == (False, "cams/porch", 300_000)
+
+
+def test_an_edit_keeps_the_motion_region_and_the_sound() -> None:
+    """Set on the Pi or through the API, not in the forms: saving a form must not drop them."""
+    region = {"x": 0.1, "y": 0.2, "width": 0.5, "height": 0.5}
+    audio = {"device": "auto", "codec": "aac"}
+    current = {
+        "motion_region": region,
+        "audio": audio,
+        "substream": {"width": 160, "height": 120, "fps": 5, "bitrate": 100_000, "audio": True},
+    }
+    form_input = {
+        "pattern": "smptebars",
+        "width": 320,
+        "height": 240,
+        "fps": 10,
+        "bitrate": 300,
+        "keyframe_interval": 1,
+        "encoder": "auto",
+    }
+    config, _ = main_config(
+        "porch", None, pattern_choice(VOCABULARY), current, form_input, vocabulary=VOCABULARY
+    )
+    assert (config["motion_region"], config["audio"]) == (region, audio)
+    sub_input = {"substream_width": 192, "substream_height": 144, "substream_fps": 4, "substream_bitrate": 80}
+    assert with_substream(config, current, sub_input)["substream"]["audio"] is True
+    # A stream without them gets none (the agent's defaults: the whole picture, no sound).
+    config, _ = main_config("porch", None, pattern_choice(VOCABULARY), {}, form_input, vocabulary=VOCABULARY)
+    assert "motion_region" not in config and "audio" not in config
 
 
 def problem(field: str | None, message: str, **extra: Any) -> dict[str, Any]:
