@@ -1,5 +1,6 @@
 """What a SIGKILLed agent leaves behind is cleared by the next start: the simulated Pi's tree in the temp
-directory, the key-frame tap's directory on the tmpfs, and the temporary file of an atomic write the kill interrupted. Real processes, real SIGKILLs."""
+directory, the key-frame tap's directory on the tmpfs, and the temporary file of an atomic write the kill
+interrupted. Real processes, real SIGKILLs."""
 
 from __future__ import annotations
 
