@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.common import DEBIAN_PYTHON, REPO_ROOT, agent_env, write_json
 
-CORE = ("sample_cost", "dmabuf_scan", "agent_rss", "wakeups", "vs_glances")
+CORE = ("sample_cost", "dmabuf_scan", "agent_rss", "agent_imports", "wakeups", "vs_glances")
 STREAMS = (
     "streams_kill",
     "streams_freeze",
