@@ -8,7 +8,9 @@ are the stand-in's, **not** a Pi camera's: on a Pi the camera program is rpicam-
 Pi. Publishing goes to the tests' RTSP server (UDP) on loopback.
 
 Cases: ``csi_hw`` (rpicam-vid's H.264 copied by the relay), ``csi_sw`` (raw frames → libx264, the Pi 5
-path), ``csi_sw_sub`` (the same with a 640x360 substream: one decode shared, a second encode).
+path), ``csi_sw_sub`` (the same with a 640x360 substream: one decode shared, a second encode),
+``card_mjpeg_sw`` (a capture card's MJPEG → decode → libx264) and ``card_mjpeg_copy`` (MJPEG passed
+through); the card's MJPEG comes from a stand-in on a pipe (:func:`card_argvs`).
 
     /usr/bin/python3 -m bench.pipeline_cost [--seconds 5] [--json FILE]
 """
@@ -22,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,23 @@ CASES: tuple[tuple[str, bool, tuple[int, ...], bool], ...] = (
     ("csi_hw", True, (1, 4, 8), False),
     ("csi_sw", False, (1, 4), False),
     ("csi_sw_sub", False, (4,), True),
+    ("card_mjpeg_sw", False, (1, 4), False),
+    ("card_mjpeg_copy", False, (4,), False),
 )
+DEVICE = "/dev/video0"
+
+
+def card_argvs(argv: list[str], width: int, height: int) -> tuple[list[str], list[str]]:
+    """A capture card's MJPEG from a pipe instead of a V4L2 device: a stand-in card (ffmpeg's test source
+    encoded to MJPEG in real time) and the agent's V4L2 publisher with its ``-f v4l2 … -i <device>`` input
+    replaced by ``-f mjpeg -i pipe:0`` (timestamps from the wall clock, as the v4l2 input gives them)."""
+    card = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+            f"testsrc2=size={width}x{height}:rate={FPS:g}", "-c:v", "mjpeg", "-q:v", "5", "-f", "mjpeg",
+            "pipe:1"]  # fmt: skip
+    start, end = argv.index("v4l2") - 1, argv.index(DEVICE) + 1
+    publisher = [*argv[:start], "-f", "mjpeg", "-framerate", f"{FPS:g}", "-use_wallclock_as_timestamps", "1",
+                 "-i", "pipe:0", *argv[end:]]  # fmt: skip
+    return card, publisher
 
 
 def cpu_s(pid: int) -> float:
@@ -55,14 +74,18 @@ def cpu_s(pid: int) -> float:
 
 def run_once(config: StreamConfig, env: PublishEnvironment, seconds: float) -> dict[str, Any]:
     spec = build_pipeline(config, env)
+    argvs = [(process.name, list(process.argv)) for process in spec.processes]
+    if config.source.kind == "v4l2":
+        card, publisher = card_argvs(argvs[-1][1], config.width, config.height)
+        argvs = [("card stand-in", card), ("ffmpeg", publisher)]
     procs: list[subprocess.Popen[bytes]] = []
     path_env = {**os.environ, "PATH": f"{STANDIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     try:
         stdin: Any = subprocess.DEVNULL
-        for index, process in enumerate(spec.processes):
-            last = index == len(spec.processes) - 1
+        for index, (_, process_argv) in enumerate(argvs):
+            last = index == len(argvs) - 1
             proc = subprocess.Popen(
-                list(process.argv), stdin=stdin, stdout=subprocess.DEVNULL if last else subprocess.PIPE,
+                process_argv, stdin=stdin, stdout=subprocess.DEVNULL if last else subprocess.PIPE,
                 stderr=subprocess.DEVNULL, env=path_env, start_new_session=True,
             )  # fmt: skip
             if stdin not in (subprocess.DEVNULL, None):
@@ -70,17 +93,17 @@ def run_once(config: StreamConfig, env: PublishEnvironment, seconds: float) -> d
             stdin = proc.stdout
             procs.append(proc)
         time.sleep(3.0)  # start-up (probing) is not the steady cost
-        for proc, process in zip(procs, spec.processes, strict=True):
+        for proc, (name, _) in zip(procs, argvs, strict=True):
             if proc.poll() is not None:
-                raise RuntimeError(f"{process.name} exited with {proc.returncode}")
+                raise RuntimeError(f"{name} exited with {proc.returncode}")
         before, started = [cpu_s(p.pid) for p in procs], time.monotonic()
         time.sleep(seconds)
         wall = time.monotonic() - started
         result: dict[str, Any] = {}
-        for proc, process, cpu0 in zip(procs, spec.processes, before, strict=True):
+        for proc, (name, _), cpu0 in zip(procs, argvs, before, strict=True):
             # The stand-in rpicam-vid becomes its ffmpeg (os.execvp): the same pid is the whole camera.
             mem = memory(proc.pid).to_json()
-            result[process.name] = {
+            result["camera" if name != "ffmpeg" else "ffmpeg"] = {
                 "cpu_percent": round((cpu_s(proc.pid) - cpu0) / wall * 100, 2),
                 "rss_kib": mem["rss"],
                 "pss_kib": mem["pss"],
@@ -98,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--cases", default=",".join(case for case, *_ in CASES))
     add_json_argument(parser)
     args = parser.parse_args(argv)
     load_before = load_average()
@@ -106,18 +130,25 @@ def main(argv: list[str] | None = None) -> int:
         rtsp = RtspSettings(
             publish_url=server.publish_base, read_url=server.read_base, publish_transport="udp"
         )
-        for case, hardware, rates, with_sub in CASES:
+        for case, hardware, rates, with_sub in (c for c in CASES if c[0] in args.cases.split(",")):
             env = PublishEnvironment(
                 rtsp=rtsp, hardware_h264_encoder=hardware, soc="BCM2711" if hardware else "BCM2712"
             )
             for width, height in SIZES:
                 for mbit in rates:
                     sub = SubstreamConfig(640, 360, 15.0, 500_000, "cost_sub") if with_sub else None
+                    card = case.startswith("card")
+                    source = (
+                        SourceConfig(kind="v4l2", device=DEVICE, input_format="mjpeg")
+                        if card
+                        else SourceConfig(kind="csi")
+                    )
+                    encoder = "copy" if case.endswith("copy") else "hardware" if hardware else "software"
                     config = StreamConfig(
-                        id="cost", source=SourceConfig(kind="csi"), width=width, height=height, fps=FPS,
-                        bitrate=mbit * 1_000_000, rtsp_path="cost", substream=sub,
-                        encoder="hardware" if hardware else "software",
+                        id="cost", source=source, width=width, height=height, fps=FPS,
+                        bitrate=mbit * 1_000_000, rtsp_path="cost", substream=sub, encoder=encoder,
                     )  # fmt: skip
+                    env = replace(env, device_path=DEVICE if card else None)
                     try:
                         processes = run_once(config, env, args.seconds)
                     except RuntimeError as err:
