@@ -2,9 +2,10 @@
 
 Starts the real agent (``python3 -m pi_stream_agent run``) on Debian's /usr/bin/python3, listening on
 127.0.0.1 with a free port and zeroconf off, reads VmRSS (and RssAnon/RssFile/VmHWM) from
-/proc/<pid>/status after it settles, connects two authenticated WebSocket clients, and reads again after
-``--seconds``. Two agents run side by side: ``--simulate`` (the simulated Pi 4, its mover included) and
-the real ``/`` of this machine (what a Pi runs, minus the Pi hardware).
+/proc/<pid>/status and PSS from /proc/<pid>/smaps_rollup after it settles, connects two authenticated
+WebSocket clients, and reads again after ``--seconds``. Two agents run side by side: ``--simulate`` (the
+simulated Pi 4, its mover included, supervising its two default test-pattern streams) and the real ``/``
+of this machine (what a Pi runs, minus the Pi hardware; no streams).
 
     /usr/bin/python3 -m bench.agent_rss [--settle 10] [--seconds 30] [--json FILE]
 """
@@ -81,11 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== agent {label}")
         print(
             f"  idle        VmRSS {i['rss'] / 1024:6.1f} MiB (anon {i['rss_anon'] / 1024:5.1f}, "
-            f"file {i['rss_file'] / 1024:5.1f}); threads {r['idle']['threads']}"
+            f"file {i['rss_file'] / 1024:5.1f}); PSS {i['pss'] / 1024:6.1f} MiB; "
+            f"threads {r['idle']['threads']}"
         )
         print(
             f"  two clients VmRSS {b['rss'] / 1024:6.1f} MiB (anon {b['rss_anon'] / 1024:5.1f}, "
-            f"file {b['rss_file'] / 1024:5.1f}), VmHWM {b['hwm'] / 1024:5.1f} MiB; "
+            f"file {b['rss_file'] / 1024:5.1f}), PSS {b['pss'] / 1024:6.1f} MiB, "
+            f"VmHWM {b['hwm'] / 1024:5.1f} MiB; "
             f"threads {r['two_clients']['threads']}"
         )
         for client in r["two_clients"]["clients"]:

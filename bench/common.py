@@ -139,24 +139,48 @@ def _kib(value: str) -> int:
 
 @dataclass(frozen=True)
 class Memory:
-    """From /proc/<pid>/status, in KiB."""
+    """From /proc/<pid>/status, and PSS from /proc/<pid>/smaps_rollup (0 where the kernel has none), KiB.
+
+    PSS divides each shared page by the processes mapping it: the process's fair share of the machine's
+    memory, where RSS counts every shared library page in full."""
 
     rss: int
     rss_anon: int
     rss_file: int
     hwm: int
+    pss: int = 0
+    pss_anon: int = 0
+    pss_file: int = 0
 
     def to_json(self) -> dict[str, int]:
         return asdict(self)
 
 
+def smaps_rollup(pid: int) -> dict[str, int]:
+    """The KiB fields of /proc/<pid>/smaps_rollup (Pss, Pss_Anon, Pss_File, …); empty when unreadable."""
+    fields: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="utf-8") as handle:
+            for line in handle:
+                key, sep, value = line.partition(":")
+                if sep and value.strip().endswith("kB"):
+                    fields[key] = _kib(value)
+    except OSError:
+        pass
+    return fields
+
+
 def memory(pid: int) -> Memory:
     status = read_status(pid)
+    rollup = smaps_rollup(pid)
     return Memory(
         rss=_kib(status["VmRSS"]),
         rss_anon=_kib(status.get("RssAnon", "0 kB")),
         rss_file=_kib(status.get("RssFile", "0 kB")),
         hwm=_kib(status.get("VmHWM", "0 kB")),
+        pss=rollup.get("Pss", 0),
+        pss_anon=rollup.get("Pss_Anon", 0),
+        pss_file=rollup.get("Pss_File", 0),
     )
 
 

@@ -42,7 +42,7 @@ from pi_stream_agent.streams.model import PublishEnvironment, RtspSettings, Sour
 from pi_stream_agent.streams.pipelines import build_pipeline
 from pi_stream_agent.streams.urls import read_url
 
-WIDTH, HEIGHT, FPS = 640, 480, 15
+WIDTH, HEIGHT = 640, 480
 BLOCK = 16
 BITS = 64  # 48 bits of milliseconds + 16 check bits (the low 16 bits inverted)
 PER_ROW = WIDTH // BLOCK  # 40 blocks a row
@@ -72,9 +72,9 @@ def read_stamp(grey: bytes) -> int | None:
     return ms if (value >> 48) == (~ms & 0xFFFF) else None
 
 
-def camera(out: Any, stop: threading.Event) -> None:
-    """Write stamped frames at FPS, each stamped the moment before it is written."""
-    period = 1.0 / FPS
+def camera(out: Any, stop: threading.Event, fps: int) -> None:
+    """Write stamped frames at ``fps``, each stamped the moment before it is written."""
+    period = 1.0 / fps
     next_at = time.monotonic()
     with contextlib.suppress(BrokenPipeError, OSError):
         while not stop.is_set():
@@ -84,32 +84,47 @@ def camera(out: Any, stop: threading.Event) -> None:
             time.sleep(max(0.0, next_at - time.monotonic()))
 
 
-def source_encoder(kind: str) -> list[str]:
+def source_encoder(kind: str, fps: int) -> list[str]:
     raw_in = [
         "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt",
-        "yuv420p", "-video_size", f"{WIDTH}x{HEIGHT}", "-framerate", str(FPS), "-i", "pipe:0",
+        "yuv420p", "-video_size", f"{WIDTH}x{HEIGHT}", "-framerate", str(fps), "-i", "pipe:0",
     ]  # fmt: skip
+    if kind == "framed":  # the same H.264 in a container that frames each packet (NUT): no parser wait
+        return [
+            *raw_in, "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(fps),
+            "-bsf:v", "dump_extra=freq=keyframe", "-flush_packets", "1", "-f", "nut", "pipe:1",
+        ]  # fmt: skip
     if kind == "csi":
         # What rpicam-vid --codec h264 --inline --flush writes: Annex-B H.264, no B-frames, 1 s GOP.
         return [
-            *raw_in, "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(FPS),
+            *raw_in, "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(fps),
             "-bsf:v", "dump_extra=freq=keyframe", "-flush_packets", "1", "-f", "h264", "pipe:1",
         ]  # fmt: skip
     return [*raw_in, "-c:v", "mjpeg", "-q:v", "5", "-flush_packets", "1", "-f", "mjpeg", "pipe:1"]
 
 
-def publisher(kind: str, rtsp: RtspSettings, keyframe_dir: str | None) -> tuple[list[str], StreamConfig]:
-    if kind == "csi":
+def publisher(
+    kind: str, rtsp: RtspSettings, keyframe_dir: str | None, fps: int
+) -> tuple[list[str], StreamConfig]:
+    if kind in ("csi", "relay", "framed"):
         config = StreamConfig(id="g2g", source=SourceConfig(kind="csi"), width=WIDTH, height=HEIGHT,
-                              fps=float(FPS), bitrate=1_000_000, rtsp_path="g2g")  # fmt: skip
+                              fps=float(fps), bitrate=1_000_000, rtsp_path="g2g")  # fmt: skip
         env = PublishEnvironment(
             rtsp=rtsp, hardware_h264_encoder=True, soc="BCM2711", keyframe_dir=keyframe_dir
         )
-        return list(build_pipeline(config, env).processes[-1].argv), config
+        argv = list(build_pipeline(config, env).processes[-1].argv)
+        if kind == "framed":  # the relay reading framed packets instead of an Annex-B byte stream
+            start = argv.index("-f", argv.index("-progress"))
+            argv[start : argv.index("-i", start)] = ["-f", "nut"]
+        if kind in ("relay", "framed"):  # the same relay, its RTSP output replaced by H.264 on its stdout
+            argv[argv.index("-f", argv.index("pipe:0")) :] = ["-f", "h264", "pipe:1"]
+            progress = argv.index("-progress")  # its progress blocks would mix into the video on stdout
+            del argv[progress : progress + 2]
+        return argv, config
     device = "/dev/video0"
     config = StreamConfig(
         id="g2g", source=SourceConfig(kind="v4l2", device=device, input_format="mjpeg"), width=WIDTH,
-        height=HEIGHT, fps=float(FPS), bitrate=1_000_000, rtsp_path="g2g", encoder="software",
+        height=HEIGHT, fps=float(fps), bitrate=1_000_000, rtsp_path="g2g", encoder="software",
     )  # fmt: skip
     env = PublishEnvironment(rtsp=rtsp, hardware_h264_encoder=False, soc="BCM2712", device_path=device,
                              keyframe_dir=keyframe_dir)  # fmt: skip
@@ -120,7 +135,7 @@ def publisher(kind: str, rtsp: RtspSettings, keyframe_dir: str | None) -> tuple[
         "-f",
         "mjpeg",
         "-framerate",
-        str(FPS),
+        str(fps),
         "-use_wallclock_as_timestamps",
         "1",
         "-i",
@@ -141,30 +156,45 @@ def direct_reader_argv() -> list[str]:
             "-pix_fmt", "gray", "pipe:1"]  # fmt: skip
 
 
-def measure(kind: str, seconds: float, rtsp: RtspSettings, keyframe_dir: str | None) -> dict[str, Any]:
+def measure(
+    kind: str, seconds: float, rtsp: RtspSettings, keyframe_dir: str | None, fps: int
+) -> dict[str, Any]:
     direct = kind == "direct"  # the stand-in camera and encoder straight into the reader: the baseline
-    argv, config = publisher("csi" if direct else kind, rtsp, keyframe_dir)
+    piped = kind in ("relay", "framed")  # the relay's output read from its stdout: no RTSP server, no RTP
+    argv, config = publisher("csi" if direct else kind, rtsp, keyframe_dir, fps)
     procs: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     ages: list[float] = []
     bad = 0
     try:
-        enc = subprocess.Popen(source_encoder("csi" if direct else kind), stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, start_new_session=True)  # fmt: skip
+        source = "csi" if direct or kind == "relay" else kind
+        enc = subprocess.Popen(source_encoder(source, fps), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               start_new_session=True)  # fmt: skip
         procs.append(enc)
         assert enc.stdout is not None and enc.stdin is not None
         if direct:
             reader = subprocess.Popen(direct_reader_argv(), stdin=enc.stdout, stdout=subprocess.PIPE,
                                       start_new_session=True)  # fmt: skip
             enc.stdout.close()
-            cam = threading.Thread(target=camera, args=(enc.stdin, stop), daemon=True)
+            cam = threading.Thread(target=camera, args=(enc.stdin, stop, fps), daemon=True)
+            cam.start()
+        elif piped:
+            pub = subprocess.Popen(argv, stdin=enc.stdout, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            procs.append(pub)
+            enc.stdout.close()
+            assert pub.stdout is not None
+            reader = subprocess.Popen(direct_reader_argv(), stdin=pub.stdout, stdout=subprocess.PIPE,
+                                      start_new_session=True)  # fmt: skip
+            pub.stdout.close()
+            cam = threading.Thread(target=camera, args=(enc.stdin, stop, fps), daemon=True)
             cam.start()
         else:
             pub = subprocess.Popen(argv, stdin=enc.stdout, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
             procs.append(pub)
             enc.stdout.close()
-            cam = threading.Thread(target=camera, args=(enc.stdin, stop), daemon=True)
+            cam = threading.Thread(target=camera, args=(enc.stdin, stop, fps), daemon=True)
             cam.start()
             time.sleep(2.0)
             url = read_url(config, rtsp, "127.0.0.1")
@@ -206,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--paths", default="csi,card")
+    parser.add_argument("--paths", default="csi,card", help="of direct, relay, framed, csi, card")
+    parser.add_argument("--fps", type=int, default=15, help="the stand-in camera's frame rate")
     parser.add_argument("--reverse", action="store_true", help="run without the tap first")
     add_json_argument(parser)
     args = parser.parse_args(argv)
@@ -219,10 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         taps.mkdir()
         for kind in args.paths.split(","):
             variants = (("with_tap", str(taps)), ("without_tap", None))
-            if kind == "direct":
-                variants = (("no_publisher", None),)
+            if kind in ("direct", "relay", "framed"):
+                variants = (("no_publisher" if kind == "direct" else "no_rtsp", None),)
             for label, tap in variants if not args.reverse else variants[::-1]:
-                result = measure(kind, args.seconds, rtsp, tap)
+                result = measure(kind, args.seconds, rtsp, tap, args.fps)
                 results[f"{kind}_{label}"] = result
                 print(
                     f"  {kind} {label}: p50 {result['p50_ms']} ms p95 {result['p95_ms']} ms "
@@ -231,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     output = {
         "command": "python3 -m bench.glass_latency " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "frame": {"width": WIDTH, "height": HEIGHT, "fps": FPS},
+        "frame": {"width": WIDTH, "height": HEIGHT, "fps": args.fps},
         "load_average_before_after": [load_before, load_average()],
         "results": results,
     }

@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.common import DEBIAN_PYTHON, REPO_ROOT, agent_env, write_json
 
-CORE = ("sample_cost", "dmabuf_scan", "agent_rss", "wakeups", "vs_glances")
+CORE = ("sample_cost", "dmabuf_scan", "agent_rss", "agent_imports", "wakeups", "vs_glances")
 STREAMS = (
     "streams_kill",
     "streams_freeze",
@@ -33,7 +33,7 @@ STREAMS = (
     "streams_cpu",
     "streams_setting",
 )
-SPEED = ("snapshot_tap", "tap_cost", "glass_latency", "motion_cost")  # issues 11-12: what users feel
+SPEED = ("snapshot_tap", "tap_cost", "glass_latency", "pipeline_cost", "motion_cost")  # issues 11-12: what users feel
 BENCHMARKS = CORE + STREAMS + SPEED
 GROUPS = {"core": CORE, "streams": STREAMS, "speed": SPEED}
 TAKES_SECONDS = {"agent_rss", "wakeups", "vs_glances", "streams_cpu"}

@@ -9,6 +9,7 @@ Modules: ``agent.py`` starts and stops it all; ``cli.py`` is the command line (`
 ``yamlfile.py`` for reading YAML (both the config file and ``streams.yaml``); ``paths.py`` the default file
 locations; ``credentials.py`` the API token; ``identity.py`` the stable agent id; ``events.py`` the
 in-process event bus; ``rootfs.py`` reading kernel interfaces below a root; ``fsutil.py`` atomic writes;
+``rundirs.py`` per-run scratch directories that the next start removes after a kill;
 ``zeroconf_ad.py`` the network announcement.
 """
 

@@ -17,7 +17,9 @@ How it works (the ffmpeg side is built in :mod:`.pipelines`, the reading side in
   snapshot then falls back to reading the stream over RTSP).
 
 The directory is private to one agent run (:func:`make_tap_dir`: a fresh ``0700`` directory on a tmpfs,
-so a Pi's SD card never sees these writes) and removed when the agent stops.
+so a Pi's SD card never sees these writes, named ``pi-stream-keyframes-<pid>-<random>``) and removed when
+the agent stops. A SIGKILLed agent cannot remove it: the next start removes every such directory whose
+owner process is gone (``rundirs.py``), before it makes its own.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
+
+from pi_stream_agent.rundirs import make_run_dir
 
 TAP_PREFIX: Final = "pi-stream-keyframes-"
 # Prefer systemd's RuntimeDirectory (set when the unit asks for one), then the tmpfs every Linux has.
@@ -41,12 +44,13 @@ _JPEG_SOI: Final = b"\xff\xd8"
 
 
 def make_tap_dir() -> str:
-    """A fresh private directory for this agent run's key frames, on a tmpfs where there is one."""
+    """A fresh private directory for this agent run's key frames, on a tmpfs where there is one (after
+    removing those that killed runs left there)."""
     parents = [os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0], *_TMPFS_CANDIDATES]
     for parent in parents:
         if parent and os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK):
-            return tempfile.mkdtemp(prefix=TAP_PREFIX, dir=parent)
-    return tempfile.mkdtemp(prefix=TAP_PREFIX)
+            return str(make_run_dir(TAP_PREFIX, Path(parent)))
+    return str(make_run_dir(TAP_PREFIX))
 
 
 def remove_tap_dir(path: str) -> None:

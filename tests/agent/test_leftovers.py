@@ -1,5 +1,6 @@
 """What a SIGKILLed agent leaves behind is cleared by the next start: the simulated Pi's tree in the temp
-directory, and the temporary file of an atomic write the kill interrupted. Real processes, real SIGKILLs."""
+directory, the key-frame tap's directory on the tmpfs, and the temporary file of an atomic write the kill
+interrupted. Real processes, real SIGKILLs."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from pi_stream_agent.fsutil import remove_write_leftovers
+from pi_stream_agent.streams.keyframes import TAP_PREFIX
 from tests.agent.test_cli import REPO_ROOT, RunningAgent, cli_env, start_agent, stop_agent
 
 
-def start_simulating(tmp_path: Path, name: str, state: Path, temp: Path) -> RunningAgent:
+def start_simulating(
+    tmp_path: Path, name: str, state: Path, temp: Path, env: Mapping[str, str] | None = None
+) -> RunningAgent:
     return start_agent(
         "--simulate",
         "--listen",
@@ -25,7 +31,7 @@ def start_simulating(tmp_path: Path, name: str, state: Path, temp: Path) -> Runn
         "--no-zeroconf",
         log=tmp_path / f"{name}.log",
         state_dir=state,
-        env={"TMPDIR": str(temp)},
+        env=env if env is not None else {"TMPDIR": str(temp)},
     )
 
 
@@ -108,3 +114,46 @@ def test_remove_write_leftovers_copes_with_a_missing_directory(tmp_path: Path) -
     (tmp_path / ".token.abcd_123.tmp").mkdir()  # a directory of that name is not ours to delete
     assert remove_write_leftovers(tmp_path) == []
     assert (tmp_path / ".token.abcd_123.tmp").is_dir()
+
+
+def tap_dirs(runtime: Path) -> set[str]:
+    return {path.name for path in runtime.iterdir() if path.name.startswith(TAP_PREFIX)}
+
+
+def wait_for_tap_dir(runtime: Path, pid: int) -> str:
+    """The key-frame tap directory of the agent with ``pid`` (made as its streams start)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        owned = {name for name in tap_dirs(runtime) if name.startswith(f"{TAP_PREFIX}{pid}-")}
+        if owned:
+            (name,) = owned
+            return name
+        time.sleep(0.05)
+    raise AssertionError(f"no key-frame tap directory of {pid} in {sorted(tap_dirs(runtime))}")
+
+
+def test_the_key_frame_tap_of_a_killed_agent_is_removed_by_the_next_start(tmp_path: Path) -> None:
+    # The agent puts its tap in systemd's RuntimeDirectory when it has one: a folder of this test's own.
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    state = tmp_path / "state"
+    env = {"TMPDIR": str(temp), "RUNTIME_DIRECTORY": str(runtime)}
+    first = start_simulating(tmp_path, "first", state, temp, env)
+    try:
+        killed_tap = wait_for_tap_dir(runtime, first.process.pid)
+    finally:
+        kill(first.process)
+    assert tap_dirs(runtime) == {killed_tap}  # what a SIGKILL leaves
+    alive = runtime / f"{TAP_PREFIX}{os.getpid()}-abcdefgh"  # its owner (this test) still runs
+    alive.mkdir()
+    someone_elses = runtime / "pi-stream-keyframes-notapid"  # not named by the rule: not ours to delete
+    someone_elses.mkdir()
+    second = start_simulating(tmp_path, "second", state, temp, env)
+    try:
+        own_tap = wait_for_tap_dir(runtime, second.process.pid)
+        assert tap_dirs(runtime) == {own_tap, alive.name, someone_elses.name}
+    finally:
+        assert stop_agent(second.process) == 0
+    assert tap_dirs(runtime) == {alive.name, someone_elses.name}  # a clean stop removes its own
