@@ -119,7 +119,8 @@ def parse_cards(text: str) -> list[SoundCard]:
         if match is None:
             continue
         following = lines[number + 1] if number + 1 < len(lines) else ""
-        long_name = following.strip() if following[:1].isspace() and not _CARD_LINE.match(following) else ""
+        # The long name is the next line (indented by the kernel; copies often lose the indentation).
+        long_name = following.strip() if following.strip() and not _CARD_LINE.match(following) else ""
         cards.append(
             SoundCard(
                 index=int(match.group(1)),
