@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .audio import AudioConfig, AudioInput
 from .fonts import clock_font
 
 SourceKind = Literal["csi", "v4l2", "test"]
@@ -107,6 +108,7 @@ class SubstreamConfig:
     fps: float
     bitrate: int  # bits per second
     rtsp_path: str
+    audio: bool = False  # carries the main stream's sound too (when it has any)
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ class StreamConfig:
     # V4L2 control name → value (ints; booleans as true/false; menus by index), set live with v4l2-ctl and
     # set again after every (re)start and replug (cards forget them).
     v4l2_controls: dict[str, int | bool] = field(default_factory=dict)
+    # The stream's sound (streams/audio.py); None = video only.
+    audio: AudioConfig | None = None
 
     @property
     def display_name(self) -> str:
@@ -172,6 +176,8 @@ class PublishEnvironment:
     # Where the publisher leaves each stream's newest key frame for snapshots (streams/keyframes.py);
     # None = no key-frame tap (snapshots then read the stream over RTSP).
     keyframe_dir: str | None = None
+    # The stream's sound, resolved to an ALSA device now present (streams/audio.py); None = video only.
+    audio: AudioInput | None = None
 
 
 # ---------------------------------------------------------------------------------------------- pipelines
