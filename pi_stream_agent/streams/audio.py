@@ -190,7 +190,8 @@ def resolve_audio(
         return None, AUDIO_OFF
     if config.device == "auto":
         match = next(
-            (d for d in audio_devices if video_device_id and d.get("video_device_id") == video_device_id), None
+            (d for d in audio_devices if video_device_id and d.get("video_device_id") == video_device_id),
+            None,
         )
         if match is None:
             return None, AudioStatus(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .audio import AudioConfig, AudioInput
+from .audio import AUDIO_OFF, AudioConfig, AudioInput, AudioStatus
 from .fonts import clock_font
 
 SourceKind = Literal["csi", "v4l2", "test"]
@@ -203,6 +203,8 @@ class PipelineSpec:
     # camera's hardware H.264 into ``-c:v copy``): the bytes it reads are the main stream's, which is how
     # the bitrate is measured where ffmpeg encodes nothing itself (no -vstats frame sizes).
     main_stream_on_stdin: bool = False
+    # Whether the stream's sound is in this pipeline, and if not, why (streams/audio.py).
+    audio_status: AudioStatus = AUDIO_OFF
 
 
 @dataclass
@@ -220,6 +222,10 @@ class Progress:
     # per-frame ``-vstats`` sizes where the output is RTSP and total_size is N/A), over media time.
     measured_bitrate_bps: float | None = None
     size_mark: tuple[float, int] | None = None  # (media time s, bytes) the bitrate is measured from
+    # The sound's loudness (streams/audio.py: the publisher's own level meter, two values a second).
+    sound_level_dbfs: float | None = None
+    # Levels not yet given to the sound detector, (time.time(), dBFS); drained by the supervisor.
+    sound_levels: list[tuple[float, float]] = field(default_factory=list)
 
 
 class LogRing:
