@@ -236,10 +236,8 @@ class HotplugWatcher:
             names = {name for name in os.listdir(self._dev) if name.startswith("video")}
         except OSError:
             return frozenset()
-        try:
+        with contextlib.suppress(OSError):  # no sound card: no dev/snd
             names.update(f"{SOUND_DIR}/{name}" for name in os.listdir(self._snd) if name.startswith("pcmC"))
-        except OSError:
-            pass
         return frozenset(names)
 
     async def _poll(self, seen: frozenset[str]) -> None:

@@ -112,7 +112,8 @@ def write_usb_sound_card(base: Path, usb_dir: Path, card: SimulatedUsbCard = SIM
     )
     write_atomic(
         asound / "pcm",
-        "00-00: bcm2835 Headphones : bcm2835 Headphones : playback 8\n01-00: USB Audio : USB Audio : capture 1\n",
+        "00-00: bcm2835 Headphones : bcm2835 Headphones : playback 8\n"
+        "01-00: USB Audio : USB Audio : capture 1\n",
     )
     write_atomic(asound / "card1/usbid", f"{card.vendor_id}:{card.product_id}\n")
     write_atomic(

@@ -35,6 +35,8 @@ from typing import Any, Literal
 
 import voluptuous as vol
 
+from pi_stream_agent.yamlfile import name_unknown_keys
+
 AudioCodec = Literal["opus", "aac"]
 AUDIO_CODECS: tuple[AudioCodec, ...] = ("aac", "opus")
 DEFAULT_AUDIO_CODEC: AudioCodec = "aac"
@@ -103,7 +105,8 @@ def _check_rate(value: Any) -> int:
 
 
 def _check_bitrate(value: Any) -> int:
-    from pi_stream_agent.streams.fields import parse_bitrate  # the one bitrate parser (k/M suffixes)
+    # The one bitrate parser (k/M suffixes); imported here as fields → model → this module.
+    from pi_stream_agent.streams.fields import parse_bitrate  # noqa: PLC0415
 
     bits = parse_bitrate(value)
     if not MIN_AUDIO_BITRATE <= bits <= MAX_AUDIO_BITRATE:
@@ -131,8 +134,6 @@ def parse_audio(value: Any) -> AudioConfig | None:
         value = {"device": value}
     if not isinstance(value, dict):
         raise vol.Invalid(f"expected a mapping such as {{device: auto, codec: opus}}, got {value!r}")
-    from pi_stream_agent.yamlfile import name_unknown_keys
-
     try:
         checked = _AUDIO_SCHEMA(value)
     except vol.MultipleInvalid as exc:

@@ -170,7 +170,9 @@ class StreamManager:
             self._autofocus_once.discard(config.id)
             config = replace(config, settings={**config.settings, "af_mode": "continuous"})
         config, env = self._platform.publish_environment(config, self._rtsp, self._tools)
-        spec = build_pipeline(config, replace(env, keyframe_dir=self._keyframe_dir))
+        audio, audio_status = self._platform.audio_for(config)
+        spec = build_pipeline(config, replace(env, keyframe_dir=self._keyframe_dir, audio=audio))
+        spec = replace(spec, audio_status=audio_status)
         # The spec keeps the device path as the Pi sees it, for pre-flight checks and messages.
         device_path = self._platform.device_path(config)
         return replace(spec, device_path=device_path) if spec.device_path else spec
@@ -206,6 +208,9 @@ class StreamManager:
             self._tracked[stream_id] = names
 
     def _on_event(self, event: Event) -> None:
+        if event.type in ("audio_device_added", "audio_device_removed"):
+            for supervisor in self._supervisors.values():
+                supervisor.audio_devices_changed()
         if event.type in ("device_added", "device_removed"):
             for supervisor in self._supervisors.values():
                 if supervisor.config.source.kind == "v4l2":

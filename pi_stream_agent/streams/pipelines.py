@@ -52,6 +52,7 @@ from typing import Final
 
 from pi_stream_agent.soc import camera_isp_is_pisp
 
+from .audio import alsa_input_args, audio_filter_graph, audio_output_args
 from .controls import ORIENTATION_REFUSAL, orientation_by
 from .fields import COMPRESSED_INPUT_FORMATS, DEFAULT_TEST_PATTERN, TEST_PATTERN_IDS
 from .keyframes import drop_expression, tap_path
@@ -63,7 +64,6 @@ from .model import (
     StreamConfig,
     SubstreamConfig,
 )
-from .audio import alsa_input_args, audio_filter_graph, audio_output_args
 from .settings import FLICKER_PERIOD_US, SETTINGS_BY_ID, TUNING_DIRS, effective_orientation
 from .urls import publish_url
 

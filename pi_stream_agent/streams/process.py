@@ -39,8 +39,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pi_stream_agent.streams.model import ExitInfo, LogRing, PipelineSpec, ProcessExit, Progress
 from pi_stream_agent.streams.audio import is_meter_line, parse_level_line
+from pi_stream_agent.streams.model import ExitInfo, LogRing, PipelineSpec, ProcessExit, Progress
 from pi_stream_agent.streams.progress import (
     VSTATS_PREFIX,
     ProgressParser,

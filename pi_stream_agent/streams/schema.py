@@ -48,6 +48,7 @@ from typing import Any
 
 import voluptuous as vol
 
+from pi_stream_agent.streams.audio import parse_audio
 from pi_stream_agent.streams.fields import (
     COMPRESSED_INPUT_FORMATS,
     DEFAULT_TEST_PATTERN,
@@ -67,7 +68,6 @@ from pi_stream_agent.streams.fields import (
     check_test_pattern,
     parse_bitrate,
 )
-from pi_stream_agent.streams.audio import parse_audio
 from pi_stream_agent.streams.list_checks import structure_problems
 from pi_stream_agent.streams.model import SourceConfig, StreamConfig, SubstreamConfig
 from pi_stream_agent.streams.problems import Problem, StreamConfigError, raise_for_errors, stream_problem

@@ -5,8 +5,8 @@ back with ffprobe; the level measured in the same ffmpeg; the sound detector."""
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import time
 from dataclasses import replace
