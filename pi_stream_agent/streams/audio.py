@@ -39,6 +39,10 @@ from pi_stream_agent.yamlfile import name_unknown_keys
 
 AudioCodec = Literal["opus", "aac"]
 AUDIO_CODECS: tuple[AudioCodec, ...] = ("aac", "opus")
+AUDIO_CODEC_NAMES: dict[AudioCodec, str] = {
+    "aac": "AAC (plays in Home Assistant's HLS and, through go2rtc, WebRTC)",
+    "opus": "Opus (WebRTC as is; silent in Home Assistant's HLS player)",
+}
 DEFAULT_AUDIO_CODEC: AudioCodec = "aac"
 FFMPEG_AUDIO_ENCODERS: dict[AudioCodec, str] = {"opus": "libopus", "aac": "aac"}
 AUDIO_KEYS = ("device", "codec", "bitrate", "channels", "sample_rate")
@@ -145,6 +149,22 @@ def parse_audio(value: Any) -> AudioConfig | None:
             path=["sample_rate"],
         )
     return config if config.wanted else None
+
+
+def vocabulary_json() -> dict[str, Any]:
+    """``audio`` in GET /api/v1/vocabulary: the words and limits of the ``audio:`` config."""
+    return {
+        "codecs": [{"id": codec, "name": AUDIO_CODEC_NAMES[codec]} for codec in AUDIO_CODECS],
+        "default_codec": DEFAULT_AUDIO_CODEC,
+        "devices": [
+            {"id": "none", "name": "No sound"},
+            {"id": "auto", "name": "The camera's own sound"},
+        ],
+        "bitrate_bps": {"min": MIN_AUDIO_BITRATE, "max": MAX_AUDIO_BITRATE},
+        "channels": [1, 2],
+        "sample_rates": list(SAMPLE_RATES),
+        "opus_sample_rates": list(OPUS_RATES),
+    }
 
 
 def audio_to_json(config: AudioConfig | None) -> dict[str, Any] | None:
