@@ -26,6 +26,7 @@ from pi_stream_agent.events import Event, EventBus
 from pi_stream_agent.rootfs import Root
 from pi_stream_agent.soc import camera_isp_is_pisp
 from pi_stream_agent.streams import v4l2_controls as v4l2
+from pi_stream_agent.streams.audio import audio_to_json
 from pi_stream_agent.streams.controls import (
     Offer,
     build_offer,
@@ -466,12 +467,15 @@ class StreamManager:
     async def upsert(self, data: Mapping[str, Any]) -> tuple[StreamConfig, list[Problem]]:
         """Create or replace a stream (validated with all the others, stored atomically, applied). A body
         without ``settings`` or ``v4l2_controls`` keeps the stream's current ones (a form that edits size
-        and rate must not reset the picture); ``{}`` clears them."""
+        and rate must not reset the picture); ``{}`` clears them. Likewise a body without ``audio`` keeps
+        the stream's sound (a client that does not know it must not drop it); ``null`` or ``none`` ends it."""
         async with self._lock:
             current = self._supervisors.get(str(data.get("id")))
             if current is not None:
                 kept = {"settings": current.config.settings, "v4l2_controls": current.config.v4l2_controls}
                 data = {**{key: dict(value) for key, value in kept.items() if key not in data}, **data}
+                if "audio" not in data and current.config.audio is not None:
+                    data = {**data, "audio": audio_to_json(current.config.audio)}
             config = await asyncio.get_running_loop().run_in_executor(
                 None, self._store.upsert, dict(data), self._validator
             )

@@ -82,3 +82,18 @@ async def test_sound_is_published_measured_and_detected(
         level = agent.streams.status("cam", reader_host="127.0.0.1")["sound_level_dbfs"]
         await asyncio.sleep(0.1)
     assert level is not None and level < -90  # silence after the tone (the block across its end is louder)
+
+
+async def test_an_edit_without_audio_keeps_the_sound_and_null_ends_it(
+    tmp_path: Path,
+    rtsp_server: RtspServer,
+    start_agent: AgentFactory,  # noqa: F811
+    standins: None,  # noqa: F811
+) -> None:
+    stream = test_stream("cam", audio={"device": SIMULATED_MIC, "codec": "opus"})
+    agent = await start_agent(make_config(tmp_path, rtsp_server, [stream]))
+    assert agent.streams is not None
+    kept, _ = await agent.streams.upsert(test_stream("cam", fps=10))  # a form that knows nothing of sound
+    assert kept.audio is not None and kept.audio.codec == "opus" and kept.fps == 10
+    ended, _ = await agent.streams.upsert(test_stream("cam", audio=None))
+    assert ended.audio is None
