@@ -31,7 +31,7 @@ from pi_stream_agent.streams.serialize import to_json
 from pi_stream_agent.streams.urls import read_url
 from tests.agent.rtsp import RtspServer
 from tests.agent.streams_helpers import run_pipeline
-from tests.agent.test_stream_pipelines import live_rtsp, pi5, small
+from tests.agent.test_stream_pipelines import live_rtsp, pi4, pi5, small
 
 CAPTURE_STANDIN_DIR = Path(__file__).resolve().parent / "bin" / "capture"
 CARD = {
@@ -180,3 +180,13 @@ def test_detector_starts_after_the_minimum_duration_and_ends_on_silence() -> Non
     assert end is not None and (end.state, end.started_at, end.ended_at) == ("end", 10.0, 12.0)
     # A short sound (under the minimum) never starts.
     assert detector.feed(-10.0, 20.0) is None and detector.feed(-90.0, 20.5) is None
+
+
+def test_csi_relay_gets_the_sound_after_the_cameras_pipe() -> None:
+    from tests.agent.test_stream_pipelines import pi4
+
+    argv = list(
+        build_pipeline(replace(small("csi"), substream=None), replace(pi4(), audio=MIC)).processes[-1].argv
+    )
+    assert argv.index("pipe:0") < argv.index("alsa") < argv.index("-filter_complex") < argv.index("[a0]")
+    assert argv[argv.index("-c:v") + 1] == "copy" and argv[argv.index("-c:a") + 1] == "aac"
