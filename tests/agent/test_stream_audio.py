@@ -183,8 +183,6 @@ def test_detector_starts_after_the_minimum_duration_and_ends_on_silence() -> Non
 
 
 def test_csi_relay_gets_the_sound_after_the_cameras_pipe() -> None:
-    from tests.agent.test_stream_pipelines import pi4
-
     argv = list(
         build_pipeline(replace(small("csi"), substream=None), replace(pi4(), audio=MIC)).processes[-1].argv
     )
