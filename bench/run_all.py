@@ -33,7 +33,7 @@ STREAMS = (
     "streams_cpu",
     "streams_setting",
 )
-SPEED = ("snapshot_tap", "tap_cost", "glass_latency")  # issue 12: what users feel
+SPEED = ("snapshot_tap", "tap_cost", "glass_latency", "motion_cost")  # issues 11-12: what users feel
 BENCHMARKS = CORE + STREAMS + SPEED
 GROUPS = {"core": CORE, "streams": STREAMS, "speed": SPEED}
 TAKES_SECONDS = {"agent_rss", "wakeups", "vs_glances", "streams_cpu"}

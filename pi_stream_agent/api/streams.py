@@ -11,6 +11,7 @@ from aiohttp import web
 
 from pi_stream_agent.api.errors import ApiError, read_json_object
 from pi_stream_agent.streams.manager import NoAutofocusError, StreamManager, UnknownStreamError
+from pi_stream_agent.streams.motion_service import NoMotionSnapshotError
 from pi_stream_agent.streams.problems import StreamConfigError
 from pi_stream_agent.streams.snapshot import SnapshotError
 from pi_stream_agent.streams.store import StreamStoreError
@@ -187,6 +188,25 @@ async def snapshot(request: web.Request) -> web.Response:
     )
 
 
+async def motion_snapshot(request: web.Request) -> web.Response:
+    """The picture taken at the stream's latest motion start (kept 10 minutes); 404 when there is none."""
+    stream_id = _stream_id(request)
+    try:
+        picture = await _manager(request).motion_snapshot(stream_id)
+    except NoMotionSnapshotError as exc:
+        raise ApiError(404, "no_motion_snapshot", str(exc)) from None
+    return web.Response(
+        body=picture.jpeg,
+        content_type="image/jpeg",
+        headers={
+            "Cache-Control": "no-store",
+            "X-Motion-Started-At": f"{picture.started_at:.3f}",
+            "X-Snapshot-Taken-At": f"{picture.taken_at:.3f}",
+            "X-Snapshot-Size": f"{picture.width}x{picture.height}",
+        },
+    )
+
+
 async def logs(request: web.Request) -> web.Response:
     stream_id = _stream_id(request)
     raw = request.query.get("lines", str(DEFAULT_LOG_LINES))
@@ -241,6 +261,7 @@ def add_stream_routes(app: web.Application, manager: StreamManager) -> None:
     app.router.add_delete(PREFIX + "/{stream_id}", delete_stream)
     app.router.add_post(PREFIX + "/{stream_id}/{action:start|stop|restart}", command)
     app.router.add_get(PREFIX + "/{stream_id}/snapshot", snapshot)
+    app.router.add_get(PREFIX + "/{stream_id}/motion/snapshot", motion_snapshot)
     app.router.add_get(PREFIX + "/{stream_id}/logs", logs)
     app.router.add_get(PREFIX + "/{stream_id}/controls", get_controls)
     app.router.add_put(PREFIX + "/{stream_id}/controls", put_controls)

@@ -1,4 +1,4 @@
-"""Camera streams: configuration, publisher pipelines, supervision, snapshots and logs.
+"""Camera streams: configuration, publisher pipelines, supervision, snapshots, motion detection and logs.
 
 How the pieces fit (each module has one job; the data passed between them is in ``model.py``):
 
@@ -14,7 +14,8 @@ Configuration
 ``list_checks.py``  the rules of a list: unique ids and RTSP paths, one stream per camera or card.
 ``fit.py``          the fit of streams to this Pi's devices and board (unknown device, unsupported mode,
                     hardware encoder on a Pi 5), and the device lookups the manager shares.
-``settings.py``     the picture settings (rotation, flips, autofocus, exposure, white balance …): the one
+``settings.py``     the picture settings (rotation, flips, autofocus, exposure, white balance …) and motion
+                    detection's (on/off, sensitivity, minimum duration): the one
                     owner of their definitions, names, ranges, the libcamera control each needs and the
                     rpicam-vid option each becomes; published as ``stream_settings`` in the vocabulary.
 ``controls.py``     what a stream's camera offers (settings narrowed to the camera, a card's V4L2
@@ -51,11 +52,13 @@ Running
 ``process.py``      :class:`PipelineProcess` — runs one PipelineSpec: every process in one new process group,
                     stdout→stdin pipes between them, a death signal so nothing outlives a SIGKILLed agent, an
                     environment marker so a later agent can find leftovers, stderr into a LogRing,
-                    ``-progress`` parsed into :class:`~.model.Progress`; stop = SIGTERM to the group, SIGKILL
+                    ``-progress`` (stdout) and ``-vstats`` (a pipe of their own) parsed into
+                    :class:`~.model.Progress`; stop = SIGTERM to the group, SIGKILL
                     after a timeout; every child reaped. Also :func:`kill_leftovers`.
 ``progress.py``     pure: ffmpeg's ``-progress`` blocks and ``-vstats`` frame sizes →
                     :class:`~.model.Progress` (frames, fps, the bitrate the agent measures).
-``causes.py``       pure: exit codes/signals + last log lines → :class:`~.model.ExitCause`.
+``causes.py``       pure: exit codes/signals + last log lines → :class:`~.model.ExitCause` (the words of
+                    ffmpeg 5.1 and 7.1, rpicam-apps and libcamera; tests/fixtures/ffmpeg has ffmpeg's).
 ``preflight.py``    before a (re)start: device present, RTSP server reachable, enough CMA (read through the
                     telemetry's reader, which the agent wires in: streams never read /proc/meminfo).
 ``backoff.py``      pure: exponential backoff with jitter, first retry fast, cap, reset after a stable period.
@@ -66,6 +69,13 @@ Running
 ``snapshot.py``     JPEG snapshots of the *published* stream: the tap's key frame decoded on request (a
                     standby decoder while stills are asked for), else read back over RTSP; single-flight and
                     a cache per key frame.
+``motion.py``       pure: motion detection on small grey frames (running background, noise floor,
+                    sensitivity → thresholds, region, minimum duration, end hysteresis), in big-integer
+                    lanes (no numpy); the region's check.
+``motion_tap.py``   the FIFO the publisher writes the grey frames into (made fresh per run in the tap
+                    directory) and the agent's non-blocking reader that cuts it into frames.
+``motion_service.py`` :class:`MotionService` — a detector per stream with motion detection on, fed by its
+                    tap, the ``motion`` events, the picture taken at each motion start (kept 10 minutes).
 
 The agent's own config file (``pi_stream_agent/config.py``) holds the seed ``streams:`` list and the
 ``rtsp:`` section (``pi_stream_agent/rtsp_config.py``).

@@ -143,16 +143,20 @@ _RULES: tuple[_Rule, ...] = (
         (),
         pattern=re.compile(r"server returned [45]|method [a-z_]+ failed: [45]\d\d"),
     ),
-    # The server went away while publishing (mediamtx#2994, #1616; ffmpeg 5.1 here).
+    # The server went away while publishing (mediamtx#2994, #1616). ffmpeg 5.1 (Debian 12) says
+    # "av_interleaved_write_frame(): Broken pipe"; 7.1 (Debian 13) "[vost#0:0/libx264 @ 0x…] Error
+    # submitting a packet to the muxer: Broken pipe" (tests/fixtures/ffmpeg/<version>/publisher_server_gone*).
     _Rule(
         ExitCause.RTSP_UNREACHABLE,
         _RTSP_BROKEN,
         (),
         pattern=re.compile(
-            r"(av_interleaved_write_frame\(\)|error writing trailer of rtsp).*"
-            r"(broken pipe|connection reset by peer)"
+            r"(av_interleaved_write_frame\(\)|error writing trailer of rtsp|"
+            r"error submitting a packet to the muxer).*(broken pipe|connection reset by peer)"
         ),
     ),
+    # ffmpeg 7.1 first says what it read on the RTSP connection when the server closed it (same captures).
+    _Rule(ExitCause.RTSP_UNREACHABLE, _RTSP_BROKEN, ("failed reading rtsp data",)),
     # --- encoder -----------------------------------------------------------------------------------
     # h264_v4l2m2m finds no encoder node, e.g. on a Pi 5 (ffmpeg 5.1 here; simplest_ffmpeg_video_encoder#3).
     _Rule(

@@ -171,7 +171,7 @@ def build_offer(
         if setting.control is not None and setting.control not in camera_controls:
             continue
         low, high = _narrowed(setting, camera_controls.get(setting.control) if setting.control else None)
-        offer.settings[setting.id] = OfferedSetting(setting, setting.options, low, high)
+        offer.settings[setting.id] = OfferedSetting(setting, setting.options, low, high, apply=setting.apply)
     if kind == "v4l2":
         used_for_orientation = {v4l2.HFLIP, v4l2.VFLIP} if offer.orientation == "driver" else set()
         for name, control in device_controls.items():

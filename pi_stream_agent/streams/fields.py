@@ -78,6 +78,7 @@ STREAM_KEYS = (
     "settings",
     "v4l2_controls",
     "audio",
+    "motion_region",
 )
 SUBSTREAM_KEYS = ("width", "height", "fps", "bitrate", "rtsp_path", "audio")
 SOURCE_KEYS: dict[str, tuple[str, ...]] = {
@@ -165,6 +166,7 @@ FIELD_LABELS: dict[str, str] = {
     "audio.bitrate": "Sound bitrate",
     "audio.channels": "Sound channels",
     "audio.sample_rate": "Sound sample rate",
+    "motion_region": "Motion region",
 }
 
 _ID = re.compile(STREAM_ID_PATTERN)

@@ -36,7 +36,13 @@ from pi_stream_agent.streams.controls import (
     tuning_files,
 )
 from pi_stream_agent.streams.fit import find_capture_device, find_csi_camera, validate_streams
-from pi_stream_agent.streams.keyframes import make_tap_dir, remove_tap_dir, remove_taps, tap_path
+from pi_stream_agent.streams.keyframes import (
+    make_tap_dir,
+    remove_tap_dir,
+    remove_taps,
+    tap_mtime_ns,
+    tap_path,
+)
 from pi_stream_agent.streams.model import (
     PipelineSpec,
     PreflightResult,
@@ -45,6 +51,7 @@ from pi_stream_agent.streams.model import (
     StreamState,
     ToolPaths,
 )
+from pi_stream_agent.streams.motion_service import MotionService, MotionSnapshot
 from pi_stream_agent.streams.pipelines import build_pipeline
 from pi_stream_agent.streams.platform import Platform
 from pi_stream_agent.streams.preflight import check_rtsp, preflight
@@ -110,6 +117,7 @@ class StreamManager:
         # Where publishers leave their newest key frames for snapshots (streams/keyframes.py); made at
         # start, so a manager that never starts leaves nothing behind.
         self._keyframe_dir: str | None = None
+        self.motion = MotionService(bus, self._motion_picture)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -138,6 +146,7 @@ class StreamManager:
         await asyncio.gather(*(supervisor.close() for supervisor in supervisors), return_exceptions=True)
         for stream_id in list(self._tracked):
             self._track(stream_id, {})
+        await self.motion.close()
         await self.snapshots.close()
         if self._keyframe_dir is not None:
             await asyncio.to_thread(remove_tap_dir, self._keyframe_dir)
@@ -146,6 +155,7 @@ class StreamManager:
     def _add(self, config: StreamConfig) -> None:
         supervisor = StreamSupervisor(config, self._hooks(), self._bus, self._settings)
         self._supervisors[config.id] = supervisor
+        self.motion.configure(config)
         supervisor.start()
 
     def _hooks(self) -> SupervisorHooks:
@@ -160,6 +170,8 @@ class StreamManager:
             server_ready=self._server_ready,
             marker=lambda stream_id: f"{self._agent_id}:{stream_id}",
             exit_context=self._platform.exit_context,
+            pipeline_starting=self.motion.pipeline_starting,
+            pipeline_ended=self.motion.pipeline_ended,
         )
 
     # -- hooks -------------------------------------------------------------------------------------------
@@ -172,7 +184,9 @@ class StreamManager:
             config = replace(config, settings={**config.settings, "af_mode": "continuous"})
         config, env = self._platform.publish_environment(config, self._rtsp, self._tools)
         audio, audio_status = self._platform.audio_for(config)
-        spec = build_pipeline(config, replace(env, keyframe_dir=self._keyframe_dir, audio=audio))
+        # The motion FIFO lives beside the key frames: the agent's private runtime directory.
+        env = replace(env, keyframe_dir=self._keyframe_dir, motion_dir=self._keyframe_dir, audio=audio)
+        spec = build_pipeline(config, env)
         spec = replace(spec, audio_status=audio_status)
         # The spec keeps the device path as the Pi sees it, for pre-flight checks and messages.
         device_path = self._platform.device_path(config)
@@ -341,6 +355,7 @@ class StreamManager:
                     await self._set_on_card(old, self._live_values(old))
                 raise
             supervisor.update_config(stored, restart=change.restart)
+            self.motion.configure(stored)  # sensitivity, duration: live
             self._announce_controls(stream_id)
             return self.controls(stream_id)
 
@@ -385,6 +400,7 @@ class StreamManager:
                 "urls": urls,
                 "read_transport": self._rtsp.read_transport,  # what a reader of ``urls`` should use
                 "software_encoded": spec.encoding == "software" if spec is not None else None,
+                "motion": self.motion.status(stream_id),
             }
         )
         return status
@@ -441,6 +457,27 @@ class StreamManager:
             tap_fresh_s=2 * config.keyframe_interval_s + 1.0,
         )
 
+    async def motion_snapshot(self, stream_id: str) -> MotionSnapshot:
+        """The picture taken at the stream's latest motion start (NoMotionSnapshotError: none, and why)."""
+        config = self._supervisor(stream_id).config
+        return await self.motion.snapshot(stream_id, config.display_name)
+
+    async def _motion_picture(self, stream_id: str, since: float) -> Snapshot:
+        """A JPEG of the first key frame captured at or after ``since`` (a motion's start): the tap's
+        newest frame may still be from before the motion, so wait for the next one, at most one key-frame
+        interval and a second (then the newest there is)."""
+        config = self._supervisor(stream_id).config
+        if self._keyframe_dir is not None:
+            tap = tap_path(self._keyframe_dir, stream_id)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + config.keyframe_interval_s + 1.0
+            while loop.time() < deadline:
+                mtime_ns = tap_mtime_ns(tap)
+                if mtime_ns is not None and mtime_ns / 1e9 >= since:
+                    break
+                await asyncio.sleep(0.1)
+        return await self.snapshot(stream_id)
+
     # -- commands ----------------------------------------------------------------------------------------
 
     def start_stream(self, stream_id: str) -> None:
@@ -476,6 +513,8 @@ class StreamManager:
                 data = {**{key: dict(value) for key, value in kept.items() if key not in data}, **data}
                 if "audio" not in data and current.config.audio is not None:
                     data = {**data, "audio": audio_to_json(current.config.audio)}
+                if "motion_region" not in data and current.config.motion_region is not None:
+                    data["motion_region"] = dict(current.config.motion_region)
             config = await asyncio.get_running_loop().run_in_executor(
                 None, self._store.upsert, dict(data), self._validator
             )
@@ -483,6 +522,7 @@ class StreamManager:
             existing = self._supervisors.get(config.id)
             if existing is not None:
                 existing.update_config(config)
+                self.motion.configure(config)
             else:
                 self._add(config)
             return config, warnings
@@ -499,6 +539,7 @@ class StreamManager:
             await supervisor.close()
             self._track(stream_id, {})
             self.snapshots.invalidate(stream_id)
+            self.motion.forget(stream_id)
             self._known_cards.pop(stream_id, None)
             self._v4l2_values.pop(stream_id, None)
 

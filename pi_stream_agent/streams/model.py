@@ -132,6 +132,9 @@ class StreamConfig:
     v4l2_controls: dict[str, int | bool] = field(default_factory=dict)
     # The stream's sound (streams/audio.py); None = video only.
     audio: AudioConfig | None = None
+    # The part of the picture motion detection looks at: {x, y, width, height}, normalised 0..1 (the whole
+    # picture when None). Checked in streams/motion.py region_problem.
+    motion_region: dict[str, float] | None = None
 
     @property
     def display_name(self) -> str:
@@ -178,6 +181,9 @@ class PublishEnvironment:
     keyframe_dir: str | None = None
     # The stream's sound, resolved to an ALSA device now present (streams/audio.py); None = video only.
     audio: AudioInput | None = None
+    # Where the publisher writes the small grey picture motion detection reads (streams/motion_tap.py);
+    # None = no motion output even where a stream asks for motion detection.
+    motion_dir: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------- pipelines
@@ -187,6 +193,23 @@ class PublishEnvironment:
 class ProcessSpec:
     name: str  # short label for logs: "rpicam-vid", "ffmpeg"
     argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MotionOutput:
+    """The publisher's extra output for motion detection: raw grey frames of ``width`` x ``height`` into
+    the FIFO at ``path`` (streams/motion_tap.py), ``fps`` of them a second (the key-frame rate where only
+    key frames are decoded)."""
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    key_frames_only: bool = False
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.width * self.height
 
 
 @dataclass(frozen=True)
@@ -205,6 +228,8 @@ class PipelineSpec:
     main_stream_on_stdin: bool = False
     # Whether the stream's sound is in this pipeline, and if not, why (streams/audio.py).
     audio_status: AudioStatus = AUDIO_OFF
+    # The grey picture for motion detection, when the stream has motion detection on (streams/motion.py).
+    motion: MotionOutput | None = None
 
 
 @dataclass

@@ -39,6 +39,10 @@ Pipelines (stdout of each process feeds stdin of the next; the last one is alway
 A substream is always a second ``-map`` of the one input: ffmpeg decodes the input once and feeds each
 output's filter chain (the same work as an explicit ``split`` filter, with simpler argument lists).
 
+Motion output: when a stream has motion detection on and the environment names a ``motion_dir``, the
+publishing ffmpeg gets one more output, a small grey picture for the agent (:func:`motion_output`; where
+it comes from on each path is explained there, the reading side in :mod:`.motion_tap`).
+
 Key-frame tap (snapshots): when the environment names a ``keyframe_dir``, each RTSP output (main and
 substream) becomes ffmpeg's ``tee`` muxer with the RTSP publisher as one slave and the newest key frame,
 copied to a file, as the other (:func:`_published_output`; why and how in :mod:`.keyframes`).
@@ -51,6 +55,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from pi_stream_agent.soc import camera_isp_is_pisp
+from pi_stream_agent.streams.progress import VSTATS_OPTION
 
 from .audio import alsa_input_args, audio_filter_graph, audio_output_args
 from .controls import ORIENTATION_REFUSAL, orientation_by
@@ -58,12 +63,15 @@ from .fields import COMPRESSED_INPUT_FORMATS, DEFAULT_TEST_PATTERN, TEST_PATTERN
 from .keyframes import drop_expression, tap_path
 from .model import (
     Encoding,
+    MotionOutput,
     PipelineSpec,
     ProcessSpec,
     PublishEnvironment,
     StreamConfig,
     SubstreamConfig,
 )
+from .motion import ANALYSIS_FPS, ANALYSIS_WIDTH, analysis_size
+from .motion_tap import motion_fifo_path
 from .settings import FLICKER_PERIOD_US, SETTINGS_BY_ID, TUNING_DIRS, effective_orientation
 from .urls import publish_url
 
@@ -117,8 +125,9 @@ def _macroblocks(width: int, height: int) -> int:
 def _ffmpeg_head(env: PublishEnvironment) -> list[str]:
     # -nostdin: never read keyboard commands from a pipe; -nostats: no status line on stderr (the log ring
     # keeps real messages); -progress pipe:1 every second is what the supervisor reads instead.
-    # -vstats: one line per encoded frame with its size, to stderr, where the agent takes it apart from the
-    # log: the bitrate is measured from it, since -progress has no size for an RTSP output (N/A).
+    # -vstats: one line per encoded frame with its size: the bitrate is measured from it, since -progress has
+    # no size for an RTSP output (N/A). /dev/stderr here so the command runs as it is; the agent points it
+    # at a pipe of its own (process.py), since ffmpeg writes these lines in 4 KiB blocks that split lines.
     return [
         env.tools.ffmpeg,
         "-hide_banner",
@@ -130,7 +139,7 @@ def _ffmpeg_head(env: PublishEnvironment) -> list[str]:
         "pipe:1",
         "-stats_period",
         "1",
-        "-vstats_file",
+        VSTATS_OPTION,
         "/dev/stderr",
         "-vstats_version",
         "2",
@@ -307,6 +316,79 @@ def _encoded_choice(stream: StreamConfig, env: PublishEnvironment) -> Encoding:
     return "hardware" if env.hardware_h264_encoder else "software"
 
 
+# ------------------------------------------------------------------------------------ motion output
+# Motion detection (streams/motion.py) reads a small grey picture that the publishing ffmpeg makes as one
+# more output of the input it already has: never a second camera open. Where that ffmpeg decodes anyway
+# (every encode, and every substream) the output costs a 4 fps downscale. Where it only copies (a card's
+# MJPEG or H.264 passed through, the CSI camera's hardware H.264 relayed) a decode is added for it, as
+# small as the codec allows: MJPEG decoded at reduced size (``-lowres``: the IDCT at 1/2 to 1/8 size), H.264
+# key frames only (``-skip_frame nokey``: one frame per key-frame interval, the others dropped undecoded;
+# measured in bench/motion_cost.py and docs/benchmarks.md, with what a Pi does instead).
+
+
+def motion_wanted(stream: StreamConfig, env: PublishEnvironment) -> bool:
+    return bool(stream.settings.get("motion_detection")) and env.motion_dir is not None
+
+
+def _mjpeg_lowres(width: int) -> int:
+    """The largest MJPEG ``-lowres`` (0-3: 1/1 to 1/8 size) that still leaves the analysis width."""
+    level = 0
+    while level < 3 and width >> (level + 1) >= ANALYSIS_WIDTH:
+        level += 1
+    return level
+
+
+def _motion_input_options(stream: StreamConfig, decodes_anyway: bool) -> list[str]:
+    """Decoder options for a copying publisher whose only decode would be the motion output. Input
+    options reach the one decoder every output shares, so only when nothing else decodes."""
+    if decodes_anyway:
+        return []
+    if stream.source.kind == "v4l2" and stream.source.input_format == "mjpeg":
+        level = _mjpeg_lowres(stream.width)
+        return ["-lowres", str(level)] if level else []
+    return ["-skip_frame", "nokey"]  # H.264: a card's, or the camera's hardware encoder's
+
+
+def motion_output(
+    stream: StreamConfig,
+    env: PublishEnvironment,
+    *,
+    pre_filters: Sequence[str] = (),
+    key_frames_only: bool = False,
+) -> tuple[list[str], MotionOutput]:
+    """The motion output's arguments and what the agent reads from it."""
+    assert env.motion_dir is not None
+    width, height = analysis_size(stream.width, stream.height)
+    filters = list(pre_filters)
+    fps = stream.fps
+    if key_frames_only:
+        fps = min(fps, 1.0 / stream.keyframe_interval_s)
+    elif stream.fps > ANALYSIS_FPS:
+        filters.append(f"fps={ANALYSIS_FPS}")  # before the scaler: dropped frames are never scaled
+        fps = ANALYSIS_FPS
+    # area: each output pixel is the mean of the input pixels it covers, which averages sensor noise away
+    # before the detector sees it (fast_bilinear samples and keeps the noise).
+    filters += [f"scale={width}:{height}:flags=area", "format=gray"]
+    output = MotionOutput(
+        motion_fifo_path(env.motion_dir, stream.id), width, height, fps, key_frames_only=key_frames_only
+    )
+    args = [
+        "-map",
+        "0:v:0",
+        "-vf",
+        ",".join(filters),
+        # Frames as they come: never duplicated to fill a constant rate (the detector times them itself).
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "rawvideo",
+        # The FIFO exists (the agent made it): -y, or ffmpeg refuses to "overwrite" it.
+        "-y",
+        output.path,
+    ]
+    return args, output
+
+
 # ----------------------------------------------------------------------------------------------- sources
 
 
@@ -382,6 +464,7 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
             fps,
             "-use_wallclock_as_timestamps",
             "1",
+            *(_motion_input_options(stream, sub_url is not None) if motion_wanted(stream, env) else []),
             "-i",
             "pipe:0",
             "-map",
@@ -448,6 +531,12 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
             tap=_tap(env, stream, substream=True),
             audio=_sub_audio(stream, env),
         )
+    motion = None
+    if motion_wanted(stream, env):
+        # The hardware H.264 is only relayed: key frames are decoded for motion unless a substream decodes.
+        only_keys = encoding == "hardware" and sub_url is None
+        args, motion = motion_output(stream, env, pre_filters=pre_filters, key_frames_only=only_keys)
+        ffmpeg += args
     ffmpeg = with_audio_input(ffmpeg, stream, env)
     return PipelineSpec(
         stream_id=stream.id,
@@ -456,6 +545,7 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
         main_url=main_url,
         sub_url=sub_url,
         main_stream_on_stdin=encoding == "hardware",  # rpicam-vid's H.264, copied by ffmpeg
+        motion=motion,
     )
 
 
@@ -480,11 +570,15 @@ def _v4l2(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
     ffmpeg = [*_ffmpeg_head(env), *_low_delay_input(), "-f", "v4l2"]
     if input_format:
         ffmpeg += ["-input_format", input_format]
+    motion_input: list[str] = []
+    if encoding == "copy" and motion_wanted(stream, env):
+        motion_input = _motion_input_options(stream, sub_url is not None)
     ffmpeg += [
         "-video_size",
         f"{stream.width}x{stream.height}",
         "-framerate",
         fps,
+        *motion_input,
         "-i",
         device,
         "-map",
@@ -507,6 +601,7 @@ def _v4l2(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url:
         sub_url=sub_url,
         device_path=device,
         pre_filters=filters,
+        motion_key_frames_only="-skip_frame" in motion_input,
     )
 
 
@@ -551,8 +646,10 @@ def _one_ffmpeg(
     sub_url: str | None,
     device_path: str | None = None,
     pre_filters: Sequence[str] = (),
+    motion_key_frames_only: bool = False,
 ) -> PipelineSpec:
-    """One ffmpeg (V4L2 and test sources): its main output published, and the substream beside it."""
+    """One ffmpeg (V4L2 and test sources): its main output published, the substream and the motion
+    output beside it."""
     transport = env.rtsp.publish_transport
     # MJPEG passed through untouched: every frame is a key frame, so the tap keeps one per interval.
     mjpeg_copy = encoding == "copy" and stream.source.input_format == "mjpeg"
@@ -577,6 +674,12 @@ def _one_ffmpeg(
             tap=_tap(env, stream, substream=True),
             audio=_sub_audio(stream, env),
         )
+    motion = None
+    if motion_wanted(stream, env):
+        args, motion = motion_output(
+            stream, env, pre_filters=pre_filters, key_frames_only=motion_key_frames_only
+        )
+        ffmpeg += args
     ffmpeg = with_audio_input(ffmpeg, stream, env)
     return PipelineSpec(
         stream_id=stream.id,
@@ -585,6 +688,7 @@ def _one_ffmpeg(
         main_url=main_url,
         sub_url=sub_url,
         device_path=device_path,
+        motion=motion,
     )
 
 

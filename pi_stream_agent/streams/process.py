@@ -17,6 +17,12 @@ What this module guarantees, and how:
   exec except into set-uid/file-capability binaries; ffmpeg and rpicam-vid are neither.)
 * **Leftovers can be found.** Every stage's environment holds ``PI_STREAM_PIPELINE=<agent_id>:<stream_id>``;
   :func:`kill_leftovers` looks for it in ``/proc/<pid>/environ`` and kills nothing else.
+* **ffmpeg's per-frame sizes on a pipe of their own.** ffmpeg (5.1 and 7.1) writes ``-vstats_file`` through
+  stdio: its lines leave in 4 KiB blocks that end mid-line. Sent to stderr (as the built command line
+  says, so that it also runs by hand), a log line written between two blocks was glued to half a vstats
+  line and lost with it — an unplugged card's "No such device" among them, so the exit lost its cause.
+  The last stage, the one that reports progress, gets one more pipe for them (``/dev/fd/N``, the write
+  end passed under its own number).
 * **Everything is reaped, every fd closed.** Stop is SIGTERM (+SIGCONT, so a stopped stage can act on it)
   to the group, SIGKILL after a timeout; teardown runs in its own task, so cancelling whoever awaits
   :meth:`PipelineProcess.stop`/``wait`` never leaves a child unreaped; the pipes are ours (``os.pipe``),
@@ -42,11 +48,12 @@ from pathlib import Path
 from pi_stream_agent.streams.audio import is_meter_line, parse_level_line
 from pi_stream_agent.streams.model import ExitInfo, LogRing, PipelineSpec, ProcessExit, Progress
 from pi_stream_agent.streams.progress import (
-    VSTATS_PREFIX,
+    VSTATS_OPTION,
     ProgressParser,
     apply_block,
     parse_vstats_line,
     record_size,
+    vstats_to,
 )
 from pi_stream_agent.streams.urls import redact
 
@@ -356,15 +363,15 @@ class PipelineProcess:
                 del self.progress.sound_levels[:-_PENDING_LEVELS]  # bounded if nobody drains them
                 self.progress.sound_levels.append((time.time(), level))
             return
-        if line.startswith(VSTATS_PREFIX) and self._reads_progress and name == self.names[-1]:
-            # The progress ffmpeg's per-frame sizes (-vstats to stderr): what the bitrate is measured
-            # from where the RTSP output has no size of its own. Data, not a log line.
-            frame = parse_vstats_line(line)
-            if frame is not None and (frame.output, frame.stream) == (0, 0):  # the main stream
-                record_size(self.progress, frame.time_s, frame.total_bytes)
-            return
         # ffmpeg echoes the publish URL in its errors; the log is served over the API: never the password.
         self._log.append(name, redact(line))
+
+    def _on_vstats_line(self, line: str) -> None:
+        """The progress ffmpeg's per-frame sizes (-vstats, on their own pipe): what the bitrate is measured
+        from where the RTSP output has no size of its own."""
+        frame = parse_vstats_line(line)
+        if frame is not None and (frame.output, frame.stream) == (0, 0):  # the main stream
+            record_size(self.progress, frame.time_s, frame.total_bytes)
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -403,12 +410,22 @@ class PipelineProcess:
         loose: set[int] = set()
         stdin: int = asyncio.subprocess.DEVNULL
         try:
-            for index, (name, argv) in enumerate(zip(self.names, argvs, strict=True)):
+            for index, (name, given) in enumerate(zip(self.names, argvs, strict=True)):
+                last = index == len(argvs) - 1
+                argv = given
                 out_r, out_w = os.pipe()
                 err_r, err_w = os.pipe()
                 loose.update((out_r, out_w, err_r, err_w))
-                process, pgid = await self._spawn((*prefix, *argv), stdin, out_w, err_w, env)
-                for fd in (out_w, err_w, stdin):
+                vstats: tuple[int, int] | None = None
+                if last and self._reads_progress and VSTATS_OPTION in given:
+                    vstats = os.pipe()
+                    loose.update(vstats)
+                    argv = vstats_to(given, vstats[1])
+                passed = (vstats[1],) if vstats else ()
+                process, pgid = await self._spawn(
+                    (*prefix, *argv), stdin, out_w, err_w, env=env, pass_fds=passed
+                )
+                for fd in (out_w, err_w, stdin, *passed):
                     if fd in loose:
                         loose.discard(fd)
                         os.close(fd)
@@ -417,7 +434,10 @@ class PipelineProcess:
                 self._stages.append(stage)
                 loose.discard(err_r)
                 stage.readers.append(await _read_pipe(err_r, functools.partial(self._log_line, name)))
-                if index == len(argvs) - 1:
+                if vstats is not None:
+                    loose.discard(vstats[0])
+                    stage.readers.append(await _read_pipe(vstats[0], self._on_vstats_line))
+                if last:
                     loose.discard(out_r)
                     stage.readers.append(await _read_pipe(out_r, self._on_stdout_line))
                 else:
@@ -427,12 +447,25 @@ class PipelineProcess:
                 os.close(fd)
 
     async def _spawn(
-        self, argv: tuple[str, ...], stdin: int, stdout: int, stderr: int, env: dict[str, str]
+        self,
+        argv: tuple[str, ...],
+        stdin: int,
+        stdout: int,
+        stderr: int,
+        *,
+        env: dict[str, str],
+        pass_fds: tuple[int, ...],
     ) -> tuple[asyncio.subprocess.Process, int]:
         leader = self._stages[0].pid if self._stages else 0
         try:
             process = await asyncio.create_subprocess_exec(
-                *argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env, process_group=leader
+                *argv,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                env=env,
+                pass_fds=pass_fds,
+                process_group=leader,
             )
         except PermissionError as err:
             # setpgid() fails with EPERM (no file name) when the leader has already exited and been
@@ -441,7 +474,7 @@ class PipelineProcess:
             if leader == 0 or err.filename is not None:
                 raise
             process = await asyncio.create_subprocess_exec(
-                *argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env, process_group=0
+                *argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env, pass_fds=pass_fds, process_group=0
             )
             return process, process.pid
         return process, leader or process.pid

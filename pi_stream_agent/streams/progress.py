@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pi_stream_agent.streams.model import Progress
@@ -188,12 +189,26 @@ class FrameStats:
     time_s: float  # the frame's media time
 
 
+# The ffmpeg option that names the file -vstats lines go to (the pipeline builder sets it, the process layer
+# points it at a pipe of its own: see process.py).
+VSTATS_OPTION = "-vstats_file"
 VSTATS_PREFIX = "out="
+# The unit of ``s_size``: ffmpeg 5.1 (Debian 12) writes "kB", 7.1 (Debian 13) "KiB"; both mean 1024 bytes
+# (size / 1024 in each), as the captures in tests/fixtures/ffmpeg/ show.
+_KIB_SUFFIXES = ("KiB", "kB")
+
+
+def vstats_to(argv: Sequence[str], fd: int) -> tuple[str, ...]:
+    """``argv`` with the file after :data:`VSTATS_OPTION` replaced by the pipe ``fd``, which the child must
+    inherit under the same number (``pass_fds``)."""
+    changed = list(argv)
+    changed[changed.index(VSTATS_OPTION) + 1] = f"/dev/fd/{fd}"
+    return tuple(changed)
 
 
 def parse_vstats_line(line: str) -> FrameStats | None:
     """``out=  0 st=  0 frame=  1 q= 19.0 f_size=  5241 s_size=  9kB time= 0.067 br= … type= P`` →
-    FrameStats (ffmpeg writes ``s_size`` in whole kB *before* this frame, ``f_size`` in bytes); None
+    FrameStats (ffmpeg writes ``s_size`` in whole KiB *before* this frame, ``f_size`` in bytes); None
     for anything else. Values follow their ``key=`` with optional spaces, so the words are paired up."""
     if not line.startswith(VSTATS_PREFIX):
         return None
@@ -206,7 +221,8 @@ def parse_vstats_line(line: str) -> FrameStats | None:
     stream = parse_int(values.get("st", ""))
     frame_bytes = parse_int(values.get("f_size", ""))
     before = values.get("s_size", "")
-    before_kb = parse_int(before[:-2]) if before.endswith("kB") else None
+    suffix = next((suffix for suffix in _KIB_SUFFIXES if before.endswith(suffix)), None)
+    before_kb = parse_int(before[: -len(suffix)]) if suffix is not None else None
     time_s = parse_float(values.get("time", ""))
     if None in (output, stream, frame_bytes, before_kb, time_s):
         return None

@@ -22,6 +22,9 @@ One stream, as YAML (in the agent's config file under ``streams:``, or in ``<sta
       encoder: auto                # auto | hardware | software | copy (copy: a card's MJPEG/H.264 as is)
       rtsp_path: garage            # default: the id; URL path segments of A-Z a-z 0-9 . _ ~ -
       enabled: true                # default true
+      motion_region: {x: 0.5, y: 0, width: 0.5, height: 1}
+      #                            # optional: the part of the picture motion detection watches, each
+      #                            #   0..1 of the picture (default: all of it; settings: motion_detection)
       substream:                   # optional: a smaller copy at its own path
         width: 640                 #   required, smaller than the main width
         height: 360                #   required, smaller than the main height
@@ -70,6 +73,7 @@ from pi_stream_agent.streams.fields import (
 )
 from pi_stream_agent.streams.list_checks import structure_problems
 from pi_stream_agent.streams.model import SourceConfig, StreamConfig, SubstreamConfig
+from pi_stream_agent.streams.motion import region_problem
 from pi_stream_agent.streams.problems import Problem, StreamConfigError, raise_for_errors, stream_problem
 from pi_stream_agent.streams.settings import SETTINGS_BY_ID, normalized, settings_problems
 from pi_stream_agent.streams.v4l2_controls import control_name_problem
@@ -169,6 +173,16 @@ def _v4l2_controls(value: Any) -> dict[str, int | bool]:
     return dict(value)
 
 
+def _motion_region(value: Any) -> dict[str, float] | None:
+    """A rectangle in normalised coordinates (streams/motion.py says what is wrong with one)."""
+    if value is None:
+        return None
+    problem = region_problem(value)
+    if problem:
+        raise vol.Invalid(problem)
+    return {key: float(value[key]) for key in ("x", "y", "width", "height")}
+
+
 STREAM_SCHEMA = vol.Schema(
     {
         vol.Required(
@@ -190,6 +204,7 @@ STREAM_SCHEMA = vol.Schema(
         vol.Optional("settings", default=None): _settings,
         vol.Optional("v4l2_controls", default=None): _v4l2_controls,
         vol.Optional("audio", default=None): parse_audio,
+        vol.Optional("motion_region", default=None): _motion_region,
     }
 )
 """Validates one stream mapping; values come out checked (``source`` as a SourceConfig). Use
@@ -252,6 +267,7 @@ def parse_stream(data: Any, index: int | None = None) -> StreamConfig:
         settings=normalized(checked["settings"]),
         v4l2_controls=checked["v4l2_controls"],
         audio=checked["audio"],
+        motion_region=checked["motion_region"],
     )
     raise_for_errors(own_problems(stream, index))
     return stream

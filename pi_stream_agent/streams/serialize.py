@@ -46,4 +46,5 @@ def to_json(stream: StreamConfig) -> dict[str, Any]:
         "settings": dict(stream.settings),
         "v4l2_controls": dict(stream.v4l2_controls),
         "audio": audio_to_json(stream.audio),
+        "motion_region": dict(stream.motion_region) if stream.motion_region is not None else None,
     }

@@ -12,6 +12,9 @@ Orientation (rotation, flips) is the only setting every source has: rpicam-vid's
 the driver's flip/rotate controls for V4L2 cards that have them, else an ffmpeg filter where ffmpeg encodes
 anyway (``pipelines.py``).
 
+Motion detection's settings live here too (``motion_detection``, ``motion_sensitivity``,
+``motion_min_duration_s``): every source has them, and they become no rpicam-vid option.
+
 Pure: no I/O. The value checks here need no camera; ``controls.py`` checks against the camera.
 """
 
@@ -23,6 +26,12 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from pi_stream_agent.streams.model import SourceKind
+from pi_stream_agent.streams.motion import (
+    DEFAULT_MIN_DURATION_S,
+    DEFAULT_SENSITIVITY,
+    SENSITIVITY_MAX,
+    SENSITIVITY_MIN,
+)
 
 SettingKind = Literal["select", "number", "switch", "button"]
 ApplyMode = Literal["restart", "live"]
@@ -243,7 +252,25 @@ SETTINGS: Final[tuple[SettingDef, ...]] = (
         "autofocus", "Autofocus", "button", CSI, "AfMode", None,
         enabled_by_default=True, icon="mdi:focus-auto",
     ),
+    # Motion detection (streams/motion.py): the agent's own, no rpicam-vid option. Turning it on or off
+    # adds or removes the publisher's small analysis output (a restart); the others change the detector
+    # live. The region is config/API only (``motion_region``, streams/schema.py), not an entity.
+    SettingDef(
+        "motion_detection", "Motion detection", "switch", ALL_SOURCES, None, None,
+        enabled_by_default=True, icon="mdi:motion-sensor", default=False,
+    ),
+    SettingDef(
+        "motion_sensitivity", "Motion sensitivity", "number", ALL_SOURCES, None, None,
+        min=SENSITIVITY_MIN, max=SENSITIVITY_MAX, step=1, enabled_by_default=True, icon="mdi:tune-vertical",
+        apply="live", default=float(DEFAULT_SENSITIVITY),
+    ),
+    SettingDef(
+        "motion_min_duration_s", "Motion minimum duration", "number", ALL_SOURCES, None, None,
+        min=0.0, max=10.0, step=0.1, unit="s", icon="mdi:timer-sand", apply="live",
+        default=DEFAULT_MIN_DURATION_S,
+    ),
 )  # fmt: skip
+MOTION_SETTING_IDS: Final = ("motion_detection", "motion_sensitivity", "motion_min_duration_s")
 
 SETTINGS_BY_ID: Final[dict[str, SettingDef]] = {setting.id: setting for setting in SETTINGS}
 ORIENTATION_IDS: Final = ("rotation", "hflip", "vflip")

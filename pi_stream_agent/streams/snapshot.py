@@ -90,9 +90,9 @@ _SOF_MARKERS: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _STANDALONE_MARKERS: Final = frozenset({0x01, *range(0xD0, 0xDA)})
 _SOS: Final = 0xDA
 
-# Substrings of ffmpeg's last error lines, checked in order. ffmpeg prints e.g.
-# "rtsp://…/x: Server returned 404 Not Found", "…: Connection refused",
-# "…: Server returned 401 Unauthorized (authorization failed)", "Output file #0 does not contain any stream".
+# Substrings of ffmpeg's reason for failing (see _open_failure), or of its last error lines, checked in
+# order. ffmpeg says e.g. "Server returned 404 Not Found", "Connection refused",
+# "Server returned 401 Unauthorized (authorization failed)", "Output file #0 does not contain any stream".
 _UNAUTHORIZED_HINTS: Final = ("401", "403", "Unauthorized", "Forbidden", "authorization failed")
 _UNAVAILABLE_HINTS: Final = (
     "Server returned",
@@ -109,6 +109,10 @@ _UNAVAILABLE_HINTS: Final = (
     "does not contain any stream",
     "End of file",
 )
+# How ffmpeg 7.1 (Debian 13) reports an input it could not open, in three lines where 5.1 (Debian 12)
+# printed one "<url>: <reason>" (captures in tests/fixtures/ffmpeg/): "[in#0 @ 0x…] Error opening input:
+# <reason>", "Error opening input file <url>." and "Error opening input files: <reason>".
+_OPEN_FAILED_7: Final = "Error opening input files: "
 
 
 class SnapshotError(Exception):
@@ -238,9 +242,20 @@ def _last_line(stderr: str) -> str:
     return lines[-1][:_MESSAGE_MAX] if lines else ""
 
 
+def _open_failure(last: str, url: str) -> str | None:
+    """Why ffmpeg could not open the input ``url`` at all ("Server returned 404 Not Found"), from its last
+    line, in the words of ffmpeg 5.1 ("<url>: <reason>") or 7.1 ("Error opening input files: <reason>");
+    None if that line says something else."""
+    for prefix in (f"{url}: ", _OPEN_FAILED_7):
+        if last.startswith(prefix):
+            return last[len(prefix) :]
+    return None
+
+
 def classify_failure(returncode: int | None, stdout: bytes, stderr: str, url: str) -> SnapshotError:
     """Why an ffmpeg snapshot run that produced no valid JPEG failed. ``stderr`` and ``url`` must already
-    be redacted (the URL as it appears in ``stderr``)."""
+    be redacted (the URL as it appears in ``stderr``). Every ffmpeg says an unreadable input the same way
+    here: "<url>: <reason>"."""
     last = _last_line(stderr)
     if returncode == 0:
         if not stdout:
@@ -248,13 +263,20 @@ def classify_failure(returncode: int | None, stdout: bytes, stderr: str, url: st
         return SnapshotError("decode_failed", f"ffmpeg output is not a complete JPEG ({len(stdout)} bytes)")
     if returncode is not None and returncode < 0:
         return SnapshotError("decode_failed", f"ffmpeg was killed by signal {-returncode}")
+    reason = _open_failure(last, url)
+    if reason is not None:
+        # The input could not be opened (e.g. a server that accepted the connection but answered nonsense:
+        # "Invalid data found when processing input"). Only the reason is searched: the URL's port or path
+        # may hold "401" as well.
+        message = f"{url}: {reason}"[:_MESSAGE_MAX]
+        if any(hint in reason for hint in _UNAUTHORIZED_HINTS):
+            return SnapshotError("unauthorized", message)
+        return SnapshotError("stream_unavailable", message)
     # Only the last few lines: an early warning must not decide the class of the final error.
     tail = "\n".join(stderr.splitlines()[-3:])
     if any(hint in tail for hint in _UNAUTHORIZED_HINTS):
         return SnapshotError("unauthorized", last)
-    # "<url>: <reason>" is how ffmpeg reports that it could not open the input at all (e.g. a server
-    # that accepted the connection but answered nonsense: "Invalid data found when processing input").
-    if last.startswith(f"{url}: ") or any(hint in tail for hint in _UNAVAILABLE_HINTS):
+    if any(hint in tail for hint in _UNAVAILABLE_HINTS):
         return SnapshotError("stream_unavailable", last)
     return SnapshotError("decode_failed", last or f"ffmpeg exited with status {returncode}")
 

@@ -90,6 +90,11 @@ class SupervisorHooks:
     clock: Callable[[], float] = time.time
     # The Pi's condition at an exit and the condition it points to (the agent wires the telemetry's).
     exit_context: ExitContextHook = no_exit_context
+    # Awaited just before a pipeline's processes start, and called once they have stopped: motion
+    # detection opens and closes its reader there (streams/motion_service.py). The first may raise OSError:
+    # the start then fails like a spawn that failed.
+    pipeline_starting: Callable[[StreamConfig, PipelineSpec], Awaitable[None]] | None = None
+    pipeline_ended: Callable[[str], None] = lambda stream_id: None
 
 
 @dataclass
@@ -289,8 +294,11 @@ class StreamSupervisor:
         self.running_since = None
         self._set_state(StreamState.STARTING, None, "starting the publisher")
         try:
+            if self._hooks.pipeline_starting is not None:
+                await self._hooks.pipeline_starting(self.config, spec)
             await process.start()
         except OSError as exc:
+            self._hooks.pipeline_ended(self.config.id)
             self._process = None
             cause = ExitCause.EXECUTABLE_MISSING if isinstance(exc, FileNotFoundError) else ExitCause.UNKNOWN
             message = f"cannot start {exc.filename or 'the publisher'}: {exc.strerror or exc}"
@@ -306,6 +314,7 @@ class StreamSupervisor:
         self._backoff.record_start(time.monotonic())
         info, stalled = await self._watch(process)
         self._process = None
+        self._hooks.pipeline_ended(self.config.id)
         self._hooks.on_pids(self.config.id, {})
         self._backoff.record_exit(time.monotonic())
         await self._after_exit(info, stalled)
@@ -443,6 +452,7 @@ class StreamSupervisor:
         if process is not None:
             await process.stop()
             self._hooks.on_pids(self.config.id, {})
+            self._hooks.pipeline_ended(self.config.id)
 
     # -- sound -------------------------------------------------------------------------------------------
 

@@ -1,10 +1,13 @@
-"""Shared helpers for agent tests: the real Pi captures in ``../shared/fixtures/pi`` and fixture trees."""
+"""Shared helpers for agent tests: the real Pi captures in ``../shared/fixtures/pi``, the ffmpeg captures in
+``tests/fixtures/ffmpeg`` and fixture trees."""
 
 from __future__ import annotations
 
 import builtins
 import errno
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +48,28 @@ def fixture_files(subdir: str) -> list[str]:
         if p.is_file()
     }
     return sorted(f"{subdir}/{name}" for name in names)
+
+
+# What each ffmpeg the agent must understand printed (tests/fixtures/ffmpeg/README.md): Debian 12's 5.1
+# (Raspberry Pi OS Bookworm) and Debian 13's 7.1 (Raspberry Pi OS Trixie).
+FFMPEG_CAPTURES = REPO_ROOT / "tests" / "fixtures" / "ffmpeg"
+FFMPEG_VERSIONS = ("5.1", "7.1")
+
+
+@dataclass(frozen=True)
+class FfmpegCapture:
+    text: str  # as ffmpeg printed it, without the header
+    exit_status: int | None  # the ``exit status N`` its note names, if any
+
+
+def ffmpeg_capture(version: str, name: str) -> FfmpegCapture:
+    """``tests/fixtures/ffmpeg/<version>/<name>.txt`` (made by tests/fixtures/ffmpeg/capture.py)."""
+    lines = (FFMPEG_CAPTURES / version / f"{name}.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+    start = 0
+    while start < len(lines) and lines[start].startswith("# "):
+        start += 1
+    status = re.search(r"exit status (\d+)", "".join(lines[:start]))
+    return FfmpegCapture("".join(lines[start:]), int(status.group(1)) if status else None)
 
 
 class FixtureTree:

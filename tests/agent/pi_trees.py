@@ -49,7 +49,7 @@ from pathlib import Path
 
 from pi_stream_agent.discovery.v4l2 import parse_list_devices, read_sysfs_nodes
 from pi_stream_agent.rootfs import Root
-from tests.agent.helpers import PI_FIXTURES, FixtureTree, fixture_path, fixture_text
+from tests.agent.helpers import FixtureTree, fixture_path, fixture_text
 
 PI4_CAPTURE = "v4l2/pi4_list_devices_unicam_isp_codec_camera_streamer3.txt"
 PIZERO_CAPTURE = "v4l2/pizerow_list_devices_unicam_5.10.63_hyperion1413.txt"

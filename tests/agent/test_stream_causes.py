@@ -1,8 +1,9 @@
 """classify_exit on real log lines.
 
-Every log line below is real: copied from a public report (cited above it) or printed by Debian 12's
-ffmpeg 5.1.9 on this machine (the command is given). Where no verbatim line was found, the input is
-built from the program's own format string and says so. Lines go through a real LogRing, so they carry
+Every log line below is real: copied from a public report (cited above it), printed by Debian 12's
+ffmpeg 5.1.9 on this machine (the command is given) or captured from ffmpeg 5.1 and 7.1 (Debian 13) in
+tests/fixtures/ffmpeg. Where no verbatim line was found, the input is built from the program's own format
+string and says so. Lines go through a real LogRing, so they carry
 the ``"<process>: "`` tag the process layer's ``text_tail`` adds.
 """
 
@@ -18,6 +19,7 @@ import pytest
 from pi_stream_agent.streams import causes
 from pi_stream_agent.streams.causes import Classification, classify_exit
 from pi_stream_agent.streams.model import ExitCause, ExitInfo, LogRing, ProcessExit
+from tests.agent.helpers import FFMPEG_VERSIONS, ffmpeg_capture
 
 RPICAM = "rpicam-vid"
 FFMPEG = "ffmpeg"
@@ -458,6 +460,31 @@ def test_rtsp_broken_pipe_found_under_ffmpegs_closing_statistics() -> None:
     result = classify_exit(ffmpeg_only(tail))
     assert result.cause is ExitCause.RTSP_UNREACHABLE
     assert result.evidence == "ffmpeg: av_interleaved_write_frame(): Broken pipe"
+
+
+@pytest.mark.parametrize("version", FFMPEG_VERSIONS)
+@pytest.mark.parametrize("capture", ["publisher_server_gone", "publisher_server_gone_tee"])
+def test_rtsp_server_gone_in_each_ffmpeg_s_words(version: str, capture: str) -> None:
+    # The test-stream publisher the agent builds (plain RTSP output, and the tee beside the key-frame tap)
+    # when the RTSP server stops under it; ffmpeg 7.1 (Trixie) exits 224 (-EPIPE & 0xff) with other words
+    # than 5.1 (tests/fixtures/ffmpeg/capture.py).
+    captured = ffmpeg_capture(version, capture)
+    assert captured.exit_status is not None
+    result = classify_exit(ffmpeg_only(captured.text.splitlines(), captured.exit_status))
+    assert result.cause is ExitCause.RTSP_UNREACHABLE
+    assert result.summary.startswith("the connection to the RTSP server broke"), result.summary
+    assert result.evidence is not None and "Broken pipe" in result.evidence
+
+
+@pytest.mark.parametrize("version", FFMPEG_VERSIONS)
+def test_capture_card_missing_in_each_ffmpeg_s_words(version: str) -> None:
+    # The capture-card publisher the agent builds, started while its /dev node is not there: 7.1 adds
+    # three "Error opening input…" lines to 5.1's "Cannot open video device" (tests/fixtures/ffmpeg).
+    captured = ffmpeg_capture(version, "card_device_missing")
+    assert captured.exit_status is not None
+    result = classify_exit(ffmpeg_only(captured.text.splitlines(), captured.exit_status))
+    assert result.cause is ExitCause.DEVICE_GONE
+    assert result.summary.startswith("the capture device is not there any more"), result.summary
 
 
 # ----------------------------------------------------------------------------------------- encoder

@@ -302,7 +302,7 @@ def test_every_field_error_at_once_with_the_stream_index_when_the_id_is_bad() ->
         "streams[1]: enabled: expected true or false, got 'yes'",
         "streams[1]: fsp: unknown key for a stream (check the spelling; it takes id, name, source, width, "
         "height, fps, bitrate, keyframe_interval_s, encoder, rtsp_path, enabled, substream, settings, "
-        "v4l2_controls, audio)",
+        "v4l2_controls, audio, motion_region)",
     ]
     assert all(p.index == 1 and p.stream_id == "Garage" for p in exc.value.problems)
 
@@ -561,6 +561,7 @@ def test_to_json_shape() -> None:
         "settings": {},
         "v4l2_controls": {},
         "audio": None,
+        "motion_region": None,
     }
     assert hdmi["source"] == {"type": "v4l2", "device": CARD, "input_format": "mjpeg"}
     assert (hdmi["fps"], hdmi["bitrate"], hdmi["substream"]) == (29.97, 4_000_000, None)

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from pi_stream_agent.streams import process as process_module
-from pi_stream_agent.streams.model import ExitInfo, LogRing, PipelineSpec, ProcessSpec
+from pi_stream_agent.streams.causes import classify_exit
+from pi_stream_agent.streams.model import ExitCause, ExitInfo, LogRing, PipelineSpec, ProcessSpec
 from pi_stream_agent.streams.process import (
     MARKER_ENV,
     PipelineProcess,
@@ -352,6 +353,41 @@ sys.stderr.write(f"saw EOF after {len(data)} bytes\n")
     assert lines_of(log, "talker") == ["first line", "x" * 1000 + " …", "caf\ufffd", "status 2", "after"]
     assert lines_of(log, "consumer") == ["saw EOF after 8 bytes"]
     assert info.log_tail == tuple(log.text_tail(20))
+
+
+# What ffmpeg (5.1 and 7.1 alike) does with ``-vstats_file``: stdio writes its lines in 4 KiB blocks that
+# end mid-line, while its log goes to stderr whenever something happens — here a USB card unplugged between
+# two blocks. The publisher's command line says /dev/stderr (so it also runs by hand).
+VSTATS_IN_BLOCKS = r"""
+import os, sys
+path = sys.argv[sys.argv.index("-vstats_file") + 1]
+line = "out=  0 st=  0 frame= {0:5d} q= 23.0 f_size=   3000 s_size= {1:8d}KiB time= {2:.3f} type= P\n"
+text = "".join(line.format(n, n * 3000 // 1024, n / 15) for n in range(60)).encode()
+assert not text[:4096].endswith(b"\n")
+vstats = os.open(path, os.O_WRONLY)
+os.write(vstats, text[:4096])
+sys.stderr.write(sys.argv[-1] + "\n")
+sys.stderr.flush()
+os.write(vstats, text[4096:])
+sys.exit(1)
+"""
+UNPLUGGED = "[video4linux2,v4l2 @ 0x55d0c1a3b2c0] ioctl(VIDIOC_DQBUF): No such device"
+
+
+async def test_vstats_never_swallow_a_log_line(pipelines: Callable[..., PipelineProcess]) -> None:
+    before = fd_count()
+    log = LogRing()
+    stage = ProcessSpec("ffmpeg", (PY, "-c", VSTATS_IN_BLOCKS, "-vstats_file", "/dev/stderr", UNPLUGGED))
+    pipeline = pipelines(spec_of(stage), log=log)
+    await pipeline.start()
+    info = await asyncio.wait_for(pipeline.wait(), 15)
+    # The log line arrives whole (it was glued to half a vstats line, and dropped with it, on stderr) …
+    assert lines_of(log, "ffmpeg") == [UNPLUGGED]
+    assert classify_exit(info).cause is ExitCause.DEVICE_GONE
+    # … and every vstats line reached the bitrate measurement: 3000 bytes a frame at 15 fps.
+    assert pipeline.progress.measured_bitrate_bps is not None
+    assert 300_000 < pipeline.progress.measured_bitrate_bps < 420_000
+    assert fd_count() == before  # the extra pipe is closed with the others
 
 
 async def test_line_splitting_survives_any_chunking() -> None:

@@ -1,5 +1,6 @@
-"""The ``-progress`` parser against output captured from Debian 12's ffmpeg (5.1.9-0+deb12u1) on the dev
-machine — the same ffmpeg a Pi on Raspberry Pi OS Bookworm runs."""
+"""The ``-progress`` and ``-vstats`` parsers against output captured from Debian 12's ffmpeg (5.1.9-0+deb12u1)
+on the dev machine — the same ffmpeg a Pi on Raspberry Pi OS Bookworm runs — and, at the end, from both
+5.1 and Debian 13's 7.1 (Raspberry Pi OS Trixie) in tests/fixtures/ffmpeg."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pi_stream_agent.streams.progress import (
     parse_out_time_us,
     parse_speed,
 )
+from tests.agent.helpers import FFMPEG_VERSIONS, ffmpeg_capture
 
 # ffmpeg -re -f lavfi -i testsrc2=size=320x240:rate=15 -t 3.2 -c:v libx264 -preset ultrafast -g 15 -bf 0
 #   -f rtsp -rtsp_transport udp rtsp://127.0.0.1:18555/cam -progress pipe:1 -stats_period 1
@@ -337,3 +339,37 @@ def test_bitrate_is_measured_over_media_time_not_reading_time() -> None:
     record_size(progress, 0.0, 100)
     assert progress.measured_bitrate_bps == pytest.approx(expected)
     assert progress.size_mark == (0.0, 100)
+
+
+# -- each ffmpeg the agent meets: 5.1 (Bookworm) and 7.1 (Trixie), from tests/fixtures/ffmpeg/capture.py ----
+
+
+@pytest.mark.parametrize("version", FFMPEG_VERSIONS)
+def test_each_ffmpeg_s_vstats_lines(version: str) -> None:
+    from pi_stream_agent.streams.progress import FrameStats, parse_vstats_line, record_size
+
+    # 7.1 writes s_size in "KiB" where 5.1 wrote "kB"; both are size / 1024.
+    lines = ffmpeg_capture(version, "publisher_vstats").text.splitlines()
+    frames = [parse_vstats_line(line) for line in lines]
+    assert None not in frames
+    assert frames[:2] == [FrameStats(0, 0, 9670, 0.010), FrameStats(0, 0, 9 * 1024 + 3625, 0.067)]
+    progress = Progress()
+    for frame in frames:
+        assert frame is not None
+        record_size(progress, frame.time_s, frame.total_bytes)
+    # The publisher asked libx264 for 300 kbit/s; its first second runs above that (the first key frame).
+    assert progress.measured_bitrate_bps is not None
+    assert 200_000 < progress.measured_bitrate_bps < 1_000_000
+
+
+@pytest.mark.parametrize("version", FFMPEG_VERSIONS)
+def test_each_ffmpeg_s_progress_blocks(version: str) -> None:
+    # The same publisher's -progress output: no size or bitrate for an RTSP output, frames that advance.
+    blocks = blocks_of(ffmpeg_capture(version, "publisher_progress").text)
+    assert len(blocks) >= 3
+    assert [block.end for block in blocks] == [False] * (len(blocks) - 1) + [True]
+    frames = [block.frames for block in blocks]
+    assert None not in frames and frames == sorted(frames) and frames[-1] > 40
+    assert all(block.bitrate_bps is None and block.total_size is None for block in blocks)
+    assert all(block.out_time_s is not None for block in blocks)
+    assert blocks[-1].fps is not None and 10 < blocks[-1].fps < 30

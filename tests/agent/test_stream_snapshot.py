@@ -31,6 +31,8 @@ from pi_stream_agent.streams.snapshot import (
     jpeg_dimensions,
     snapshot_argv,
 )
+from pi_stream_agent.streams.urls import redact
+from tests.agent.helpers import FFMPEG_VERSIONS, ffmpeg_capture
 from tests.agent.rtsp import RtspServer, free_port, wait_readable
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -337,6 +339,50 @@ def test_classify_failure(returncode: int, stdout: bytes, stderr: str, code: str
     error = classify_failure(returncode, stdout, stderr, URL)
     assert (error.code, error.message) == (code, message)
     assert str(error) == f"{code}: {message}"
+
+
+# What ffmpeg 5.1 (Bookworm) and 7.1 (Trixie) print when the snapshot's input cannot be opened, captured by
+# tests/fixtures/ffmpeg/capture.py with the agent's own command line: each is told the same way by both.
+CAPTURED_URL = "rtsp://viewer:hunter2@127.0.0.1:8554/cam"
+SAFE_URL = "rtsp://***@127.0.0.1:8554/cam"
+
+
+@pytest.mark.parametrize("version", FFMPEG_VERSIONS)
+@pytest.mark.parametrize(
+    ("capture", "url", "code", "reason"),
+    [
+        (
+            "snapshot_unauthorized",
+            CAPTURED_URL,
+            "unauthorized",
+            "Server returned 401 Unauthorized (authorization failed)",
+        ),
+        ("snapshot_not_found", CAPTURED_URL, "stream_unavailable", "Server returned 404 Not Found"),
+        ("snapshot_not_rtsp", CAPTURED_URL, "stream_unavailable", "Invalid data found when processing input"),
+        ("snapshot_refused", "rtsp://127.0.0.1:8555/cam", "stream_unavailable", "Connection refused"),
+    ],
+    ids=["401", "404", "not-rtsp", "refused"],
+)
+def test_each_ffmpeg_s_open_failure_is_told_alike(
+    version: str, capture: str, url: str, code: str, reason: str
+) -> None:
+    captured = ffmpeg_capture(version, capture)
+    assert captured.exit_status is not None and captured.exit_status > 0
+    # As SnapshotService._run hands them over: stderr and URL redacted alike.
+    error = classify_failure(captured.exit_status, b"", redact(captured.text), redact(url))
+    assert (error.code, error.message) == (code, f"{redact(url)}: {reason}")
+    assert "hunter2" not in error.message
+
+
+def test_a_401_in_the_url_is_not_an_authorization_failure() -> None:
+    # Only ffmpeg's reason decides: a port (or path) with "401" in it must not make "refused" a 401.
+    for version in FFMPEG_VERSIONS:
+        text = ffmpeg_capture(version, "snapshot_refused").text.replace(":8555", ":4010")
+        error = classify_failure(1, b"", text, "rtsp://127.0.0.1:4010/cam")
+        assert (error.code, error.message) == (
+            "stream_unavailable",
+            "rtsp://127.0.0.1:4010/cam: Connection refused",
+        ), version
 
 
 # --------------------------------------------------------------------------------------- real RTSP tests

@@ -1,0 +1,124 @@
+"""Motion detection end to end (issue 11 §2, contract K6): the real agent over loopback, real ffmpeg test
+sources published into the real RTSP server, the motion output read through the FIFO, events over the
+WebSocket, the stream status, the motion snapshot endpoint and the settings through the controls API.
+
+The test patterns carry a moving clock or box in their top-left corner (pipelines.moving_overlay): the
+regions below leave it out, which is also what a person does with a timestamp overlay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.agent.rtsp import RtspServer
+from tests.agent.test_api import receive_until
+from tests.agent.test_streams_e2e import (
+    AgentFactory,
+    api,
+    make_config,
+    start_agent,  # noqa: F401 - the fixture
+    test_stream,
+    wait_state,
+)
+
+BELOW_THE_CLOCK = {"x": 0.0, "y": 0.3, "width": 1.0, "height": 0.7}
+
+
+def _motion_stream(stream_id: str, pattern: str, **settings: Any) -> dict[str, Any]:
+    return test_stream(
+        stream_id,
+        source={"type": "test", "pattern": pattern},
+        settings={"motion_detection": True, **settings},
+        motion_region=BELOW_THE_CLOCK,
+    )
+
+
+async def test_a_moving_picture_is_pushed_as_motion_with_a_snapshot(
+    tmp_path: Path,
+    rtsp_server: RtspServer,
+    start_agent: AgentFactory,  # noqa: F811
+) -> None:
+    # Colour bars stand still (the detector learns the scene), then the scene turns into testsrc2, which
+    # moves all the time below its corner: a motion starts and lasts.
+    streams = [_motion_stream("cam1", "smptebars", motion_min_duration_s=0.5)]
+    agent = await start_agent(make_config(tmp_path, rtsp_server, streams))
+    base, headers = api(agent)
+    status = await wait_state(agent, "cam1", {"running"})
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.ws_connect(f"http://127.0.0.1:{agent.port}/api/v1/ws") as ws:
+            # Three telemetry pushes (3 s): the still scene is learnt, nothing fires.
+            for _ in range(3):
+                message = await receive_until(ws, lambda m: m["type"] in ("telemetry", "event"), 5)
+                assert not (message["type"] == "event" and message["event"]["type"] == "motion")
+            moving = {**status["config"], "source": {"type": "test", "pattern": "testsrc2"}}
+            async with session.put(f"{base}/streams/cam1", json=moving) as response:
+                assert response.status == 200, await response.text()
+            message = await receive_until(
+                ws, lambda m: m["type"] == "event" and m["event"]["type"] == "motion", 30
+            )
+        event = message["event"]["data"]
+        assert event["stream_id"] == "cam1" and event["state"] == "start" and event["ended_at"] is None
+        assert 0 < event["score"] <= 100 and event["snapshot"] == "/api/v1/streams/cam1/motion/snapshot"
+        status = await wait_state(agent, "cam1", {"running"})
+        assert status["motion"]["active"] is True and status["motion"]["started_at"] == event["started_at"]
+        async with session.get(f"http://127.0.0.1:{agent.port}{event['snapshot']}") as response:
+            assert response.status == 200, await response.text()
+            assert response.content_type == "image/jpeg"
+            assert (await response.read())[:2] == b"\xff\xd8"
+            assert float(response.headers["X-Motion-Started-At"]) == event["started_at"]
+        # Sensitivity changes the detector live: the publisher keeps running.
+        pid = status["pids"]["ffmpeg"]
+        async with session.put(f"{base}/streams/cam1/controls", json={"motion_sensitivity": 80}) as response:
+            assert response.status == 200, await response.text()
+            controls = {c["id"]: c for c in (await response.json())["controls"]}
+        assert (
+            controls["motion_sensitivity"]["value"] == 80
+            and controls["motion_sensitivity"]["apply"] == "live"
+        )
+        assert controls["motion_detection"]["value"] is True
+        assert (await wait_state(agent, "cam1", {"running"}))["pids"]["ffmpeg"] == pid
+
+
+async def test_a_still_picture_gives_no_motion_and_the_snapshot_says_why_not(
+    tmp_path: Path,
+    rtsp_server: RtspServer,
+    start_agent: AgentFactory,  # noqa: F811
+) -> None:
+    streams = [_motion_stream("still", "smptebars"), test_stream("plain")]
+    agent = await start_agent(make_config(tmp_path, rtsp_server, streams))
+    base, headers = api(agent)
+    seen: list[dict[str, Any]] = []
+    agent_bus = agent.bus
+    agent_bus.subscribe(lambda event: seen.append(event.data) if event.type == "motion" else None)
+    await wait_state(agent, "still", {"running"})
+    await wait_state(agent, "plain", {"running"})
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.ws_connect(f"http://127.0.0.1:{agent.port}/api/v1/ws") as ws:
+            # Six seconds of telemetry pushes; no motion event among them.
+            for _ in range(6):
+                await receive_until(ws, lambda m: m["type"] == "telemetry", 5)
+        assert seen == []
+        async with session.get(f"{base}/streams/still") as response:
+            still = await response.json()
+        assert still["motion"]["active"] is False and still["motion"]["started_at"] is None
+        assert still["config"]["motion_region"] == BELOW_THE_CLOCK
+        async with session.get(f"{base}/streams/plain") as response:
+            assert (await response.json())["motion"] is None  # motion detection off
+        async with session.get(f"{base}/streams/still/motion/snapshot") as response:
+            assert response.status == 404
+            error = (await response.json())["error"]
+        assert error["code"] == "no_motion_snapshot" and "No motion was seen" in error["message"]
+        async with session.get(f"{base}/streams/plain/motion/snapshot") as response:
+            assert response.status == 404
+            assert "Motion detection is off" in (await response.json())["error"]["message"]
+        # A region outside the picture is refused plainly, and nothing changes.
+        body = {**still["config"], "motion_region": {"x": 0.5, "y": 0, "width": 0.8, "height": 1}}
+        async with session.put(f"{base}/streams/still", json=body) as response:
+            assert response.status == 422
+            problems = (await response.json())["error"]["details"]["problems"]
+        assert problems[0]["field"] == "motion_region"
+        message = problems[0]["message"]
+        assert message.startswith("Motion region") and "reaches outside the picture" in message
+        assert "`" not in message and "motion_region" not in message
