@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pi_stream_agent.streams.audio import vocabulary_json as audio_vocabulary_json
 from pi_stream_agent.streams.fields import (
     ENCODER_NAMES,
     FIELD_LABELS,
@@ -89,6 +90,8 @@ def vocabulary() -> dict[str, Any]:
         # Picture settings (streams/settings.py); ranges are defaults, narrowed per camera by
         # GET /api/v1/streams/{id}/controls.
         "stream_settings": stream_settings_json(),
+        # The stream's sound (streams/audio.py): codecs, the device words besides device ids, limits.
+        "audio": audio_vocabulary_json(),
     }
 
 

@@ -6,6 +6,10 @@ the kernel registers the node (and sysfs already has it by then), so a ``video*`
 signal. Events are debounced (~200 ms: a UVC card brings two nodes, then udev adds symlinks) before one
 callback runs. Where inotify is unavailable (not Linux, no ``dev`` directory, out of watches) a 2 s loop
 compares the set of ``video*`` names instead, one ``listdir`` per tick.
+
+Sound cards (``/dev/snd/pcmC<card>D<device>c``, discovery/alsa.py) live one level down: ``dev/snd`` gets
+its own watch when it exists (and is added when it appears), and the poll compares its names too. Its
+going away (the last card unplugged) is only a change, not a reason to stop watching.
 """
 
 from __future__ import annotations
@@ -41,22 +45,36 @@ _GONE = IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED
 OnChange = Callable[[], Awaitable[None]]
 
 
-def parse_inotify_events(data: bytes) -> list[tuple[int, str]]:
-    """``(mask, name)`` for each ``struct inotify_event`` in a read buffer. Pure; stops at a torn tail."""
-    events: list[tuple[int, str]] = []
+def parse_inotify_watch_events(data: bytes) -> list[tuple[int, int, str]]:
+    """``(wd, mask, name)`` for each ``struct inotify_event`` in a read buffer. Pure; stops at a torn tail."""
+    events: list[tuple[int, int, str]] = []
     offset = 0
     while offset + _EVENT.size <= len(data):
-        _wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
+        wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
         start = offset + _EVENT.size
         raw_name = data[start : start + length].split(b"\0", 1)[0]
-        events.append((mask, raw_name.decode("utf-8", "replace")))
+        events.append((wd, mask, raw_name.decode("utf-8", "replace")))
         offset = start + length
     return events
 
 
+def parse_inotify_events(data: bytes) -> list[tuple[int, str]]:
+    """``(mask, name)`` for each ``struct inotify_event`` in a read buffer. Pure; stops at a torn tail."""
+    return [(mask, name) for _wd, mask, name in parse_inotify_watch_events(data)]
+
+
+SOUND_DIR = "snd"  # below dev: ALSA's nodes
+
+
 def is_relevant(mask: int, name: str) -> bool:
-    """A video node came or went, the kernel dropped events, or the watched directory itself went away."""
-    return bool(mask & (IN_Q_OVERFLOW | _GONE)) or name.startswith("video")
+    """A video node or sound device came or went (``dev/snd`` itself, or a capture PCM in it), the kernel
+    dropped events, or the watched directory itself went away."""
+    return (
+        bool(mask & (IN_Q_OVERFLOW | _GONE))
+        or name.startswith("video")
+        or name == SOUND_DIR
+        or (name.startswith("pcmC") and name.endswith("c"))
+    )
 
 
 class _Inotify:
@@ -74,11 +92,17 @@ class _Inotify:
         if fd < 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
-        if add_watch(fd, os.fsencode(directory), WATCH_MASK) < 0:
+        self._add_watch = add_watch
+        self.fd = fd
+        self.wd = add_watch(fd, os.fsencode(directory), WATCH_MASK)
+        if self.wd < 0:
             err = ctypes.get_errno()
             os.close(fd)
             raise OSError(err, f"{os.strerror(err)}: {directory}")
-        self.fd = fd
+
+    def watch_more(self, directory: str) -> int:
+        """Watch one more directory on the same descriptor; -1 when it cannot be (absent): not an error."""
+        return int(self._add_watch(self.fd, os.fsencode(directory), WATCH_MASK))
 
     def read_all(self) -> bytes:
         chunks: list[bytes] = []
@@ -116,6 +140,7 @@ class HotplugWatcher:
         use_inotify: bool = True,
     ) -> None:
         self._dev = str(root.path("dev"))
+        self._snd = str(root.path("dev") / SOUND_DIR)
         self._on_change = on_change
         self._debounce_s = debounce_s
         self._poll_interval_s = poll_interval_s
@@ -141,6 +166,7 @@ class HotplugWatcher:
                     f"inotify unavailable ({exc}); checking {self._dev} every {self._poll_interval_s:g} s"
                 )
             else:
+                self._inotify.watch_more(self._snd)
                 self._loop.add_reader(self._inotify.fd, self._on_readable)
                 self.mode = "inotify"
                 return
@@ -175,14 +201,17 @@ class HotplugWatcher:
         if self._inotify is None:
             return
         try:
-            events = parse_inotify_events(self._inotify.read_all())
+            events = parse_inotify_watch_events(self._inotify.read_all())
         except OSError as exc:
             self._fall_back(f"inotify read failed ({exc})")
             return
-        if not any(is_relevant(mask, name) for mask, name in events):
+        if not any(is_relevant(mask, name) for _wd, mask, name in events):
             return
+        if any(name == SOUND_DIR and mask & (IN_CREATE | IN_MOVED_TO) for _wd, mask, name in events):
+            self._inotify.watch_more(self._snd)  # the first sound card arrived: watch its nodes
         self._schedule()
-        if any(mask & _GONE for mask, _ in events):
+        main = self._inotify.wd
+        if any(mask & _GONE and wd == main for wd, mask, _ in events):
             # The watched directory was removed or unmounted: nothing more will come from this watch.
             self._fall_back(f"{self._dev} went away")
 
@@ -202,10 +231,14 @@ class HotplugWatcher:
         self._poll_task = self._loop.create_task(self._poll(self._video_names()))
 
     def _video_names(self) -> frozenset[str]:
+        """The video nodes and the sound nodes (``snd/…``): what a poll compares."""
         try:
-            return frozenset(name for name in os.listdir(self._dev) if name.startswith("video"))
+            names = {name for name in os.listdir(self._dev) if name.startswith("video")}
         except OSError:
             return frozenset()
+        with contextlib.suppress(OSError):  # no sound card: no dev/snd
+            names.update(f"{SOUND_DIR}/{name}" for name in os.listdir(self._snd) if name.startswith("pcmC"))
+        return frozenset(names)
 
     async def _poll(self, seen: frozenset[str]) -> None:
         while True:

@@ -30,6 +30,15 @@
                       "AwbEnable": {"min": false, "max": true},     # rpicam-hello --list-cameras -v
                       "ScalerCrop": {"min": "(0, 0)/64x64", "max": "(0, 0)/4608x2592"}}}
       ],
+      "audio_devices": [                        # ALSA capture devices (discovery/alsa.py)
+        {"id": "alsa-usb-0000:01:00.0-1.3",     # stable: the USB port (else the ALSA card id); -devN
+         "card": 1, "device": 0, "name": "MS2109",
+         "alsa": "hw:CARD=MS2109,DEV=0",        # what ffmpeg -f alsa opens
+         "usb_id": "534d:2109",                 # null for the Pi's own cards
+         "bus_path": "usb-0000:01:00.0-1.3",    # null when not USB
+         "video_device_id": "usb-0000:01:00.0-1.3",   # the capture device on the same USB device, or null
+         "channels": [2], "rates": [48000]}     # what the card offers (USB stream0), null when unknown
+      ],
       "hardware_encoder": {"h264": true, "device": "/dev/video11", "name": "bcm2835-codec-encode"},
                                                 # h264 false on a Pi 5; null when no node list was readable
       "platform_nodes": [                       # the Pi's own codec/ISP/CSI nodes, never sources
@@ -39,13 +48,16 @@
       "unavailable": {                          # why a list may be empty or incomplete; {} when all is well
         "csi_cameras": "rpicam-hello or libcamera-hello not found on PATH (…)",
         "formats": "v4l2-ctl not found on PATH (…)"     # also "capture_devices", "bus_info", "hotplug",
-                                                        #   "controls" (the last read_controls failed)
+                                                        #   "controls" (the last read_controls failed),
+                                                        #   "audio_devices" (/proc/asound unreadable)
       }
     }
 
 Events on the :class:`~pi_stream_agent.events.EventBus`: ``device_added`` / ``device_removed`` with
-``{"device": <capture device JSON>}`` when a capture card appears or disappears (compared by ``id``). CSI
-cameras do not hot-plug: they are read at start and on :meth:`DeviceRegistry.refresh`. A capture device's
+``{"device": <capture device JSON>}`` when a capture card appears or disappears (compared by ``id``);
+``audio_device_added`` / ``audio_device_removed`` with ``{"audio_device": <audio device JSON>}`` likewise
+for ALSA capture devices (rescanned with the video nodes, also when ``/dev/snd`` changes). CSI cameras do
+not hot-plug: they are read at start and on :meth:`DeviceRegistry.refresh`. A capture device's
 controls are read with it at every scan (so a replugged card shows the values it came back with) and on
 demand by :meth:`DeviceRegistry.read_controls` (after a change: one ``v4l2-ctl`` run for that device).
 """
@@ -56,6 +68,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from pi_stream_agent.discovery.alsa import AlsaScan, AudioDevice, scan_alsa
 from pi_stream_agent.discovery.hotplug import HotplugWatcher
 from pi_stream_agent.discovery.libcamera import DEFAULT_TOOLS, CsiCamera, CsiCameraReader, CsiListing
 from pi_stream_agent.discovery.v4l2 import (
@@ -110,6 +123,8 @@ class DeviceRegistry:
         self._lock = asyncio.Lock()
         self._scan = V4l2Scan()
         self._csi = CsiListing()
+        self._alsa = AlsaScan()
+        self._root = root
         self._controls_reason: str | None = None  # why the last on-demand controls read failed
         self._started = False
 
@@ -118,6 +133,10 @@ class DeviceRegistry:
     @property
     def capture_devices(self) -> list[CaptureDevice]:
         return list(self._scan.capture_devices)
+
+    @property
+    def audio_devices(self) -> list[AudioDevice]:
+        return list(self._alsa.devices)
 
     @property
     def csi_cameras(self) -> list[CsiCamera]:
@@ -138,13 +157,13 @@ class DeviceRegistry:
 
     def unavailable(self) -> dict[str, str]:
         hotplug = self._watcher.reason if self._watcher is not None and self._watcher.mode == "poll" else None
-        reasons = _unavailable(self._scan, self._csi, hotplug)
+        reasons = _unavailable(self._scan, self._csi, hotplug, self._alsa)
         if self._controls_reason:
             reasons["controls"] = self._controls_reason
         return reasons
 
     def to_json(self) -> dict[str, Any]:
-        return devices_json(self._scan, self._csi, self.unavailable())
+        return devices_json(self._scan, self._csi, self.unavailable(), self._alsa)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -160,7 +179,11 @@ class DeviceRegistry:
         loop = asyncio.get_running_loop()
         async with self._lock:
             self._scan = await loop.run_in_executor(None, self._scanner.scan)
+            self._alsa = await loop.run_in_executor(None, self._scan_alsa, self._scan)
             self._csi = await loop.run_in_executor(None, self._csi_reader.read)
+
+    def _scan_alsa(self, scan: V4l2Scan) -> AlsaScan:
+        return scan_alsa(self._root, scan.capture_devices)
 
     async def stop(self) -> None:
         if self._watcher is not None:
@@ -172,8 +195,9 @@ class DeviceRegistry:
         loop = asyncio.get_running_loop()
         async with self._lock:
             scan = await loop.run_in_executor(None, self._scanner.scan)
+            alsa = await loop.run_in_executor(None, self._scan_alsa, scan)
             self._csi = await loop.run_in_executor(None, self._csi_reader.read)
-            self._apply(scan)
+            self._apply(scan, alsa)
 
     async def read_controls(self, device_id: str) -> dict[str, dict[str, Any]]:
         """Re-read one capture device's V4L2 controls (current values) and keep them in the device list.
@@ -196,12 +220,26 @@ class DeviceRegistry:
         return device.controls
 
     async def rescan_capture(self) -> None:
-        """Rescan V4L2 nodes only (the hot-plug path); publishes ``device_added``/``device_removed``."""
+        """Rescan V4L2 nodes and ALSA capture devices (the hot-plug path); publishes ``device_added``/
+        ``device_removed`` and ``audio_device_added``/``audio_device_removed``."""
         loop = asyncio.get_running_loop()
         async with self._lock:
-            self._apply(await loop.run_in_executor(None, self._scanner.scan))
+            scan = await loop.run_in_executor(None, self._scanner.scan)
+            self._apply(scan, await loop.run_in_executor(None, self._scan_alsa, scan))
 
-    def _apply(self, scan: V4l2Scan) -> None:
+    def _apply(self, scan: V4l2Scan, alsa: AlsaScan) -> None:
+        self._apply_video(scan)
+        before = {device.id: device for device in self._alsa.devices}
+        after = {device.id: device for device in alsa.devices}
+        self._alsa = alsa
+        for device_id, audio in before.items():
+            if device_id not in after:
+                self._bus.publish("audio_device_removed", {"audio_device": audio.to_json()})
+        for device_id, audio in after.items():
+            if device_id not in before:
+                self._bus.publish("audio_device_added", {"audio_device": audio.to_json()})
+
+    def _apply_video(self, scan: V4l2Scan) -> None:
         before = {device.id: device for device in self._scan.capture_devices}
         after = {device.id: device for device in scan.capture_devices}
         self._scan = scan
@@ -213,8 +251,12 @@ class DeviceRegistry:
                 self._bus.publish("device_added", {"device": device.to_json()})
 
 
-def _unavailable(scan: V4l2Scan, csi: CsiListing, hotplug_reason: str | None) -> dict[str, str]:
+def _unavailable(
+    scan: V4l2Scan, csi: CsiListing, hotplug_reason: str | None, alsa: AlsaScan | None = None
+) -> dict[str, str]:
     reasons = dict(scan.reasons)
+    if alsa is not None and alsa.reason:
+        reasons["audio_devices"] = alsa.reason
     if csi.reason:
         reasons["csi_cameras"] = csi.reason
     if hotplug_reason:
@@ -222,10 +264,13 @@ def _unavailable(scan: V4l2Scan, csi: CsiListing, hotplug_reason: str | None) ->
     return reasons
 
 
-def devices_json(scan: V4l2Scan, csi: CsiListing, unavailable: dict[str, str]) -> dict[str, Any]:
+def devices_json(
+    scan: V4l2Scan, csi: CsiListing, unavailable: dict[str, str], alsa: AlsaScan | None = None
+) -> dict[str, Any]:
     """The document described in this module's docstring."""
     return {
         "capture_devices": [device.to_json() for device in scan.capture_devices],
+        "audio_devices": [device.to_json() for device in alsa.devices] if alsa is not None else [],
         "csi_cameras": [camera.to_json() for camera in csi.cameras],
         "hardware_encoder": scan.hardware_encoder.to_json(),
         "platform_nodes": [node.to_json() for node in scan.platform_nodes],
@@ -244,4 +289,5 @@ def describe_devices(
     """One blocking scan as JSON, for the ``devices --root DIR`` command (no event loop, watch or events)."""
     scan = V4l2Scanner(root, v4l2_ctl, tool_timeout_s).scan()
     csi = CsiCameraReader(csi_tools, csi_timeout_s).read()
-    return devices_json(scan, csi, _unavailable(scan, csi, None))
+    alsa = scan_alsa(root, scan.capture_devices)
+    return devices_json(scan, csi, _unavailable(scan, csi, None, alsa), alsa)

@@ -91,6 +91,42 @@ def write_usb_card(base: Path, card: SimulatedUsbCard = SIMULATED_CARD) -> None:
         _relative_link(base / "sys/class/video4linux" / node, entry)
         (base / "dev" / node).touch()
         _relative_link(base / "dev/v4l/by-id" / f"{card.by_id}-video-index{index}", base / "dev" / node)
+    write_usb_sound_card(base, usb_dir, card)
+
+
+def write_usb_sound_card(base: Path, usb_dir: Path, card: SimulatedUsbCard = SIMULATED_CARD) -> None:
+    """The card's audio interface as ALSA shows it (discovery/alsa.py reads it): card 1 beside the Pi 4's
+    headphone card. Adapted, not captured (no verbatim listing of such a card was found, fixtures README
+    "alsa/"): the names follow the kernel's snd-usb-audio quirk entry for 534d:2109 ("MacroSilicon",
+    "MS2109"), the layout that of sound/core/init.c and pcm.c, the stream file's a 48 kHz stereo
+    capture as USB audio cards list it."""
+    bus = f"usb-{card.controller.rsplit('/', 1)[-1]}-{card.port}"
+    asound = base / "proc/asound"
+    (asound / "card1").mkdir(parents=True, exist_ok=True)
+    write_atomic(
+        asound / "cards",
+        " 0 [Headphones     ]: bcm2835_headpho - bcm2835 Headphones\n"
+        "                      bcm2835 Headphones\n"
+        " 1 [MS2109         ]: USB-Audio - MS2109\n"
+        f"                      MacroSilicon MS2109 at {bus}, high speed\n",
+    )
+    write_atomic(
+        asound / "pcm",
+        "00-00: bcm2835 Headphones : bcm2835 Headphones : playback 8\n"
+        "01-00: USB Audio : USB Audio : capture 1\n",
+    )
+    write_atomic(asound / "card1/usbid", f"{card.vendor_id}:{card.product_id}\n")
+    write_atomic(
+        asound / "card1/stream0",
+        f"MacroSilicon MS2109 at {bus}, high speed : USB Audio\n\nCapture:\n  Status: Stop\n  Interface 3\n"
+        "    Altset 1\n    Format: S16_LE\n    Channels: 2\n    Endpoint: 0x82 (2 IN) (ASYNC)\n"
+        "    Rates: 48000\n    Bits: 16\n",
+    )
+    interface = usb_dir / f"{card.usb_bus}-{card.port}:1.2"
+    interface.mkdir(parents=True, exist_ok=True)
+    _relative_link(base / "sys/class/sound/card1/device", interface)
+    (base / "dev/snd").mkdir(parents=True, exist_ok=True)
+    (base / "dev/snd/pcmC1D0c").touch()
 
 
 class SimulatedTools:

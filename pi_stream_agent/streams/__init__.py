@@ -23,6 +23,9 @@ Configuration
                     of a change against the camera.
 ``v4l2_controls.py`` a card's V4L2 control values checked as the driver would, and ``v4l2-ctl`` argument
                     lists to set and read them (run without a shell).
+``audio.py``        a stream's sound, one module: its ``audio:`` config and vocabulary, which ALSA device it
+                    resolves to (``auto``: the card's own) or why none, the ffmpeg arguments (ALSA input,
+                    encoders, the level meter), the meter's lines on stderr, and the ``sound`` detector.
 ``serialize.py``    a StreamConfig ↔ the JSON form the API returns and accepts back.
 ``store.py``        where stream configs live (``<state_dir>/streams.yaml``, written atomically; seeded from
                     the ``streams:`` of the agent's config file while it does not exist yet).
@@ -38,7 +41,8 @@ Running
                     camera index, the environment its pipeline is built in).
 ``supervisor.py``   :class:`StreamSupervisor` per stream: the state machine (pre-flight, spawn, watch, stall
                     detection judged by what ffmpeg wrote, classify the exit, back off or wait for the
-                    device), every command acted on, and the stream's stats (fps, bitrate, restarts by cause).
+                    device), every command acted on, and the stream's stats (fps, bitrate, restarts by cause,
+                    sound level); a sound card that will not open → video only at once; ``sound`` events.
 ``pipelines.py``    :func:`build_pipeline` — a StreamConfig + :class:`~.model.PublishEnvironment` → a
                     :class:`~.model.PipelineSpec`: argument lists only, never a shell; the picture
                     settings as rpicam-vid options, or as ffmpeg flip filters for cards and patterns.

@@ -29,6 +29,7 @@ from pi_stream_agent.streams.settings import (
     AWB_GAIN_IDS,
     ORIENTATION_IDS,
     SETTINGS,
+    SOUND_SETTING_IDS,
     TUNING_DIRS,
     Choice,
     SettingDef,
@@ -160,6 +161,8 @@ def build_offer(
             apply: Literal["restart", "live"] = "live" if offer.orientation == "driver" else "restart"
             offer.settings[setting.id] = OfferedSetting(setting, setting.options, apply=apply)
             continue
+        if setting.id in SOUND_SETTING_IDS and stream.audio is None:
+            continue  # sound detection needs sound: offered for streams with an audio: device
         if setting.id == "tuning_file":
             if tuning:
                 options = tuple(Choice(stem, _tuning_name(stem)) for stem in tuning)

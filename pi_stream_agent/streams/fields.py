@@ -77,9 +77,10 @@ STREAM_KEYS = (
     "substream",
     "settings",
     "v4l2_controls",
+    "audio",
     "motion_region",
 )
-SUBSTREAM_KEYS = ("width", "height", "fps", "bitrate", "rtsp_path")
+SUBSTREAM_KEYS = ("width", "height", "fps", "bitrate", "rtsp_path", "audio")
 SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "csi": ("type", "camera"),
     "v4l2": ("type", "device", "input_format"),
@@ -158,6 +159,13 @@ FIELD_LABELS: dict[str, str] = {
     "substream.rtsp_path": "Substream RTSP path",
     "settings": "Picture settings",
     "v4l2_controls": "Camera controls",
+    "substream.audio": "Substream sound",
+    "audio": "Sound",
+    "audio.device": "Sound device",
+    "audio.codec": "Sound codec",
+    "audio.bitrate": "Sound bitrate",
+    "audio.channels": "Sound channels",
+    "audio.sample_rate": "Sound sample rate",
     "motion_region": "Motion region",
 }
 

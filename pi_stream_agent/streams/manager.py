@@ -26,6 +26,7 @@ from pi_stream_agent.events import Event, EventBus
 from pi_stream_agent.rootfs import Root
 from pi_stream_agent.soc import camera_isp_is_pisp
 from pi_stream_agent.streams import v4l2_controls as v4l2
+from pi_stream_agent.streams.audio import audio_to_json
 from pi_stream_agent.streams.controls import (
     Offer,
     build_offer,
@@ -182,9 +183,11 @@ class StreamManager:
             self._autofocus_once.discard(config.id)
             config = replace(config, settings={**config.settings, "af_mode": "continuous"})
         config, env = self._platform.publish_environment(config, self._rtsp, self._tools)
+        audio, audio_status = self._platform.audio_for(config)
         # The motion FIFO lives beside the key frames: the agent's private runtime directory.
-        env = replace(env, keyframe_dir=self._keyframe_dir, motion_dir=self._keyframe_dir)
+        env = replace(env, keyframe_dir=self._keyframe_dir, motion_dir=self._keyframe_dir, audio=audio)
         spec = build_pipeline(config, env)
+        spec = replace(spec, audio_status=audio_status)
         # The spec keeps the device path as the Pi sees it, for pre-flight checks and messages.
         device_path = self._platform.device_path(config)
         return replace(spec, device_path=device_path) if spec.device_path else spec
@@ -220,6 +223,9 @@ class StreamManager:
             self._tracked[stream_id] = names
 
     def _on_event(self, event: Event) -> None:
+        if event.type in ("audio_device_added", "audio_device_removed"):
+            for supervisor in self._supervisors.values():
+                supervisor.audio_devices_changed()
         if event.type in ("device_added", "device_removed"):
             for supervisor in self._supervisors.values():
                 if supervisor.config.source.kind == "v4l2":
@@ -498,12 +504,15 @@ class StreamManager:
     async def upsert(self, data: Mapping[str, Any]) -> tuple[StreamConfig, list[Problem]]:
         """Create or replace a stream (validated with all the others, stored atomically, applied). A body
         without ``settings`` or ``v4l2_controls`` keeps the stream's current ones (a form that edits size
-        and rate must not reset the picture); ``{}`` clears them."""
+        and rate must not reset the picture); ``{}`` clears them. Likewise a body without ``audio`` keeps
+        the stream's sound (a client that does not know it must not drop it); ``null`` or ``none`` ends it."""
         async with self._lock:
             current = self._supervisors.get(str(data.get("id")))
             if current is not None:
                 kept = {"settings": current.config.settings, "v4l2_controls": current.config.v4l2_controls}
                 data = {**{key: dict(value) for key, value in kept.items() if key not in data}, **data}
+                if "audio" not in data and current.config.audio is not None:
+                    data = {**data, "audio": audio_to_json(current.config.audio)}
                 if "motion_region" not in data and current.config.motion_region is not None:
                     data["motion_region"] = dict(current.config.motion_region)
             config = await asyncio.get_running_loop().run_in_executor(

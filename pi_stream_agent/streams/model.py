@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .audio import AUDIO_OFF, AudioConfig, AudioInput, AudioStatus
 from .fonts import clock_font
 
 SourceKind = Literal["csi", "v4l2", "test"]
@@ -107,6 +108,7 @@ class SubstreamConfig:
     fps: float
     bitrate: int  # bits per second
     rtsp_path: str
+    audio: bool = False  # carries the main stream's sound too (when it has any)
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ class StreamConfig:
     # V4L2 control name → value (ints; booleans as true/false; menus by index), set live with v4l2-ctl and
     # set again after every (re)start and replug (cards forget them).
     v4l2_controls: dict[str, int | bool] = field(default_factory=dict)
+    # The stream's sound (streams/audio.py); None = video only.
+    audio: AudioConfig | None = None
     # The part of the picture motion detection looks at: {x, y, width, height}, normalised 0..1 (the whole
     # picture when None). Checked in streams/motion.py region_problem.
     motion_region: dict[str, float] | None = None
@@ -175,6 +179,8 @@ class PublishEnvironment:
     # Where the publisher leaves each stream's newest key frame for snapshots (streams/keyframes.py);
     # None = no key-frame tap (snapshots then read the stream over RTSP).
     keyframe_dir: str | None = None
+    # The stream's sound, resolved to an ALSA device now present (streams/audio.py); None = video only.
+    audio: AudioInput | None = None
     # Where the publisher writes the small grey picture motion detection reads (streams/motion_tap.py);
     # None = no motion output even where a stream asks for motion detection.
     motion_dir: str | None = None
@@ -220,6 +226,8 @@ class PipelineSpec:
     # camera's hardware H.264 into ``-c:v copy``): the bytes it reads are the main stream's, which is how
     # the bitrate is measured where ffmpeg encodes nothing itself (no -vstats frame sizes).
     main_stream_on_stdin: bool = False
+    # Whether the stream's sound is in this pipeline, and if not, why (streams/audio.py).
+    audio_status: AudioStatus = AUDIO_OFF
     # The grey picture for motion detection, when the stream has motion detection on (streams/motion.py).
     motion: MotionOutput | None = None
 
@@ -239,6 +247,10 @@ class Progress:
     # per-frame ``-vstats`` sizes where the output is RTSP and total_size is N/A), over media time.
     measured_bitrate_bps: float | None = None
     size_mark: tuple[float, int] | None = None  # (media time s, bytes) the bitrate is measured from
+    # The sound's loudness (streams/audio.py: the publisher's own level meter, two values a second).
+    sound_level_dbfs: float | None = None
+    # Levels not yet given to the sound detector, (time.time(), dBFS); drained by the supervisor.
+    sound_levels: list[tuple[float, float]] = field(default_factory=list)
 
 
 class LogRing:

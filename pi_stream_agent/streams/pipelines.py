@@ -57,6 +57,7 @@ from typing import Final
 from pi_stream_agent.soc import camera_isp_is_pisp
 from pi_stream_agent.streams.progress import VSTATS_OPTION
 
+from .audio import alsa_input_args, audio_filter_graph, audio_output_args
 from .controls import ORIENTATION_REFUSAL, orientation_by
 from .fields import COMPRESSED_INPUT_FORMATS, DEFAULT_TEST_PATTERN, TEST_PATTERN_IDS
 from .keyframes import drop_expression, tap_path
@@ -206,6 +207,7 @@ def _published_output(
     encoded: bool,
     every_frame_is_key: bool = False,
     frames_per_key: int = 1,
+    audio: bool = False,
 ) -> list[str]:
     """The RTSP output of a main stream or substream, with the key-frame tap beside it when ``tap`` is set
     (see :mod:`.keyframes`): ffmpeg's tee muxer feeds the same encoded packets to the RTSP publisher and,
@@ -222,6 +224,8 @@ def _published_output(
     drop = drop_expression(every_frame_is_key, frames_per_key)
     rtsp = f"[f=rtsp:rtsp_transport={transport}:onfail=abort]{_tee_escape(url)}"
     keyframe_options = f"f=image2:update=1:atomic_writing=1:onfail=ignore:bsfs/v=noise=drop={drop}"
+    if audio:
+        keyframe_options = "select=v:" + keyframe_options  # the picture file takes the video alone
     keyframe = f"[{keyframe_options}]{_tee_escape(tap)}"
     header = ["-flags:v", "+global_header"] if encoded else []
     return [*header, "-f", "tee", f"{rtsp}|{keyframe}"]
@@ -243,6 +247,7 @@ def _substream_output(
     pre_filters: Sequence[str] = (),
     extra: Sequence[str] = (),
     tap: str | None = None,
+    audio: Sequence[str] = (),
 ) -> list[str]:
     """The substream as a second output of the publisher's ffmpeg: the one decoded input, scaled."""
     main_fps = stream.fps
@@ -257,8 +262,39 @@ def _substream_output(
         ",".join(filters),
         *_encode_args(encoding, sub.bitrate, gop),
         *extra,
-        *_published_output(url, transport, tap, encoded=True),
+        *audio,
+        *_published_output(url, transport, tap, encoded=True, audio=bool(audio)),
     ]
+
+
+# ------------------------------------------------------------------------------------------------ sound
+# The stream's sound (streams/audio.py has the arguments and why): the ALSA device is the publisher's
+# second input, split inside ffmpeg to each output that carries it and to the level meter.
+
+
+def _has_audio(env: PublishEnvironment) -> bool:
+    return env.audio is not None
+
+
+def _main_audio(env: PublishEnvironment) -> list[str]:
+    return audio_output_args(env.audio, 0) if env.audio is not None else []
+
+
+def _sub_audio(stream: StreamConfig, env: PublishEnvironment) -> list[str]:
+    if env.audio is None or stream.substream is None or not stream.substream.audio:
+        return []
+    return audio_output_args(env.audio, 1)
+
+
+def with_audio_input(ffmpeg: list[str], stream: StreamConfig, env: PublishEnvironment) -> list[str]:
+    """``ffmpeg`` with the ALSA input and the sound's filter graph placed after the video input (before
+    the first ``-map``), so the video stays input 0 and the sound is input 1."""
+    if env.audio is None:
+        return ffmpeg
+    outputs = 2 if _sub_audio(stream, env) else 1
+    at = ffmpeg.index("-map")
+    graph = ["-filter_complex", audio_filter_graph(env.audio, outputs)]
+    return [*ffmpeg[:at], *alsa_input_args(env.audio), *graph, *ffmpeg[at:]]
 
 
 def _sub_encoding(env: PublishEnvironment) -> Encoding:
@@ -435,7 +471,8 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
             "0:v:0",
             "-c:v",
             "copy",
-            *_published_output(main_url, transport, _tap(env, stream), encoded=False),
+            *_main_audio(env),
+            *_published_output(main_url, transport, _tap(env, stream), encoded=False, audio=_has_audio(env)),
         ]
     else:
         # Raw frames in rpicam's padded layout (see yuv420_stride); rpicam uses the full-range JPEG colour
@@ -479,7 +516,8 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
         ffmpeg += [
             *_encode_args("software", stream.bitrate, gop),
             *extra,
-            *_published_output(main_url, transport, _tap(env, stream), encoded=True),
+            *_main_audio(env),
+            *_published_output(main_url, transport, _tap(env, stream), encoded=True, audio=_has_audio(env)),
         ]
     if stream.substream is not None and sub_url is not None:
         ffmpeg += _substream_output(
@@ -491,6 +529,7 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
             pre_filters=pre_filters,
             extra=extra,
             tap=_tap(env, stream, substream=True),
+            audio=_sub_audio(stream, env),
         )
     motion = None
     if motion_wanted(stream, env):
@@ -498,6 +537,7 @@ def _csi(stream: StreamConfig, env: PublishEnvironment, main_url: str, sub_url: 
         only_keys = encoding == "hardware" and sub_url is None
         args, motion = motion_output(stream, env, pre_filters=pre_filters, key_frames_only=only_keys)
         ffmpeg += args
+    ffmpeg = with_audio_input(ffmpeg, stream, env)
     return PipelineSpec(
         stream_id=stream.id,
         processes=(ProcessSpec("rpicam-vid", tuple(rpicam)), ProcessSpec("ffmpeg", tuple(ffmpeg))),
@@ -613,6 +653,7 @@ def _one_ffmpeg(
     transport = env.rtsp.publish_transport
     # MJPEG passed through untouched: every frame is a key frame, so the tap keeps one per interval.
     mjpeg_copy = encoding == "copy" and stream.source.input_format == "mjpeg"
+    ffmpeg += _main_audio(env)
     ffmpeg += _published_output(
         main_url,
         transport,
@@ -620,6 +661,7 @@ def _one_ffmpeg(
         encoded=encoding != "copy",
         every_frame_is_key=mjpeg_copy,
         frames_per_key=keyframe_interval_frames(stream.fps, stream.keyframe_interval_s),
+        audio=_has_audio(env),
     )
     if stream.substream is not None and sub_url is not None:
         ffmpeg += _substream_output(
@@ -630,6 +672,7 @@ def _one_ffmpeg(
             transport=transport,
             pre_filters=pre_filters,
             tap=_tap(env, stream, substream=True),
+            audio=_sub_audio(stream, env),
         )
     motion = None
     if motion_wanted(stream, env):
@@ -637,6 +680,7 @@ def _one_ffmpeg(
             stream, env, pre_filters=pre_filters, key_frames_only=motion_key_frames_only
         )
         ffmpeg += args
+    ffmpeg = with_audio_input(ffmpeg, stream, env)
     return PipelineSpec(
         stream_id=stream.id,
         processes=(ProcessSpec("ffmpeg", tuple(ffmpeg)),),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from pi_stream_agent.rootfs import Root
+from pi_stream_agent.streams.audio import AudioInput, AudioStatus, resolve_audio
 from pi_stream_agent.streams.fit import find_capture_device, find_csi_camera
 from pi_stream_agent.streams.model import (
     CmaReader,
@@ -100,4 +101,17 @@ class Platform:
             else device_path,
             tools=tools,
             device_controls=dict((device or {}).get("controls") or {}),
+        )
+
+    def audio_for(self, config: StreamConfig) -> tuple[AudioInput | None, AudioStatus]:
+        """The stream's sound device as present now (``auto``: its capture card's own), or why none."""
+        capture = (
+            find_capture_device(self.devices(), config.source.device)
+            if config.source.kind == "v4l2"
+            else None
+        )
+        return resolve_audio(
+            config.audio,
+            list(self.devices().get("audio_devices") or []),
+            str(capture["id"]) if capture else None,
         )

@@ -45,6 +45,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pi_stream_agent.streams.audio import is_meter_line, parse_level_line
 from pi_stream_agent.streams.model import ExitInfo, LogRing, PipelineSpec, ProcessExit, Progress
 from pi_stream_agent.streams.progress import (
     VSTATS_OPTION,
@@ -68,6 +69,10 @@ _LEFTOVER_KILL_WAIT_S = 1.0
 
 # setpriv probe results by the setpriv name asked for: () = no death signal available.
 _PDEATHSIG_PREFIX: dict[str, tuple[str, ...]] = {}
+
+
+# Sound levels kept for the detector between two supervisor ticks (two a second; generous for a late tick).
+_PENDING_LEVELS = 20
 
 
 async def pdeathsig_prefix() -> tuple[str, ...]:
@@ -350,6 +355,14 @@ class PipelineProcess:
         return self._ended.result()
 
     def _log_line(self, name: str, line: str) -> None:
+        if is_meter_line(line) and self._reads_progress and name == self.names[-1]:
+            # The sound's level meter (streams/audio.py) on the publisher's stderr: data, not a log line.
+            level = parse_level_line(line)
+            if level is not None:
+                self.progress.sound_level_dbfs = level
+                del self.progress.sound_levels[:-_PENDING_LEVELS]  # bounded if nobody drains them
+                self.progress.sound_levels.append((time.time(), level))
+            return
         # ffmpeg echoes the publish URL in its errors; the log is served over the API: never the password.
         self._log.append(name, redact(line))
 

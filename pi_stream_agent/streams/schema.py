@@ -31,6 +31,13 @@ One stream, as YAML (in the agent's config file under ``streams:``, or in ``<sta
         fps: 15                    #   required, at most the main fps
         bitrate: 500k              #   required
         rtsp_path: garage_sub      #   default <id>_sub
+        audio: false               #   true: the substream carries the sound too
+      audio:                       # optional sound (streams/audio.py); absent = video only
+        device: auto               #   none | auto (the capture card's own) | an audio device id
+        codec: aac                 #   aac | opus
+        bitrate: 64k               #   16k-320k
+        channels: 1                #   1 | 2
+        sample_rate: 48000         #   8000-48000 Hz
 
 The words and limits come from ``fields.py``; what a stream says about itself that cannot work whatever
 the Pi (:func:`own_problems`) is checked here, the list's rules in ``list_checks.py``, the fit to this Pi's
@@ -44,6 +51,7 @@ from typing import Any
 
 import voluptuous as vol
 
+from pi_stream_agent.streams.audio import parse_audio
 from pi_stream_agent.streams.fields import (
     COMPRESSED_INPUT_FORMATS,
     DEFAULT_TEST_PATTERN,
@@ -127,6 +135,7 @@ _SUBSTREAM_SCHEMA = vol.Schema(
         vol.Required("fps", msg="required: the substream's frame rate (e.g. 15)"): check_fps,
         vol.Required("bitrate", msg="required: the substream's bitrate (e.g. 500k)"): parse_bitrate,
         vol.Optional("rtsp_path", default=None): check_rtsp_path,
+        vol.Optional("audio", default=False): boolean,
     }
 )
 
@@ -194,6 +203,7 @@ STREAM_SCHEMA = vol.Schema(
         vol.Optional("substream", default=None): _substream,
         vol.Optional("settings", default=None): _settings,
         vol.Optional("v4l2_controls", default=None): _v4l2_controls,
+        vol.Optional("audio", default=None): parse_audio,
         vol.Optional("motion_region", default=None): _motion_region,
     }
 )
@@ -250,11 +260,13 @@ def parse_stream(data: Any, index: int | None = None) -> StreamConfig:
             fps=sub["fps"],
             bitrate=sub["bitrate"],
             rtsp_path=sub["rtsp_path"] or f"{checked['id']}_sub",
+            audio=sub["audio"],
         )
         if sub is not None
         else None,
         settings=normalized(checked["settings"]),
         v4l2_controls=checked["v4l2_controls"],
+        audio=checked["audio"],
         motion_region=checked["motion_region"],
     )
     raise_for_errors(own_problems(stream, index))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pi_stream_agent.streams.audio import audio_to_json
 from pi_stream_agent.streams.model import SourceConfig, StreamConfig
 
 
@@ -38,10 +39,12 @@ def to_json(stream: StreamConfig) -> dict[str, Any]:
             "fps": sub.fps,
             "bitrate": sub.bitrate,
             "rtsp_path": sub.rtsp_path,
+            "audio": sub.audio,
         }
         if sub is not None
         else None,
         "settings": dict(stream.settings),
         "v4l2_controls": dict(stream.v4l2_controls),
+        "audio": audio_to_json(stream.audio),
         "motion_region": dict(stream.motion_region) if stream.motion_region is not None else None,
     }

@@ -101,7 +101,27 @@ def _choices(*pairs: tuple[str, str]) -> tuple[Choice, ...]:
 
 # Every option name and value below is one rpicam-vid accepts (core/options.cpp Options::Options() and
 # Options::Parse(), rpicam-apps @ 01fc37ec8b1fd713b79b72a6811058aadd9d2a80):
+# Sound detection (streams/audio.py SoundDetector): the agent's own, no rpicam-vid option; every setting
+# changes the detector live. Offered for streams with sound (controls.py).
+SOUND_SETTINGS: Final[tuple[SettingDef, ...]] = (
+    SettingDef(
+        "sound_detection", "Sound detection", "switch", ALL_SOURCES, None, None,
+        enabled_by_default=True, icon="mdi:ear-hearing", apply="live", default=False,
+    ),
+    SettingDef(
+        "sound_threshold_dbfs", "Sound threshold", "number", ALL_SOURCES, None, None,
+        min=-90.0, max=0.0, step=1.0, unit="dBFS", enabled_by_default=True, icon="mdi:volume-vibrate",
+        apply="live", default=-30.0,
+    ),
+    SettingDef(
+        "sound_min_duration_s", "Sound minimum duration", "number", ALL_SOURCES, None, None,
+        min=0.0, max=30.0, step=0.5, unit="s", icon="mdi:timer-sand", apply="live", default=1.0,
+    ),
+)  # fmt: skip
+SOUND_SETTING_IDS: Final = tuple(setting.id for setting in SOUND_SETTINGS)
+
 SETTINGS: Final[tuple[SettingDef, ...]] = (
+    *SOUND_SETTINGS,
     # ("rotation", value<int>, "Request an image rotation, 0 or 180"); 90/270 need a transpose, refused
     # there with "transforms requiring transpose not supported".
     SettingDef(

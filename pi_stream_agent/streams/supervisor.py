@@ -15,10 +15,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pi_stream_agent.events import EventBus
+from pi_stream_agent.streams.audio import (
+    AUDIO_OFF,
+    AudioStatus,
+    SoundDetector,
+    SoundEvent,
+    alsa_failure,
+)
 from pi_stream_agent.streams.backoff import Backoff
 from pi_stream_agent.streams.causes import Classification, classify_exit
 from pi_stream_agent.streams.model import (
@@ -135,6 +142,11 @@ class StreamSupervisor:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._backoff = hooks.backoff_factory()
+        # Sound: why the stream runs video-only after its sound device failed to open (busy or gone), until
+        # the devices change or the config does; and the detector fed from the publisher's level meter.
+        self._audio_blocked: str | None = None
+        self.audio_status: AudioStatus = AUDIO_OFF
+        self._sound = SoundDetector()
 
     # -- commands ----------------------------------------------------------------------------------------
 
@@ -170,6 +182,8 @@ class StreamSupervisor:
         """Take a new config; restart when it differs, unless ``restart`` is False (a change the manager
         applied live: V4L2 controls set with v4l2-ctl need no new publisher)."""
         changed = config != self.config
+        if changed and config.audio != self.config.audio:
+            self._audio_blocked = None
         self.config = config
         if changed and restart:
             self._wanted.restart = True
@@ -180,6 +194,15 @@ class StreamSupervisor:
         """A capture device came or went: re-check at once (a returning card starts within the debounce)."""
         if self.state in (StreamState.WAITING_FOR_DEVICE, StreamState.BACKOFF):
             self._backoff.reset()
+        self._poke()
+
+    def audio_devices_changed(self) -> None:
+        """A sound card came or went: a stream that wants sound and runs without it tries again."""
+        if self.config.audio is None:
+            return
+        self._audio_blocked = None
+        if self.audio_status.state != "on" and self.state in (StreamState.RUNNING, StreamState.STARTING):
+            self._wanted.restart = True
         self._poke()
 
     def _poke(self) -> None:
@@ -221,7 +244,7 @@ class StreamSupervisor:
             await self._sleep(DEVICE_RECHECK_S)
             return
         try:
-            spec = self._hooks.build_spec(self.config)
+            spec = self._build_spec()
         except ValueError as exc:
             self._set_state(
                 StreamState.FAILED, ExitCause.UNKNOWN, f"cannot build the publisher command: {exc}"
@@ -236,6 +259,16 @@ class StreamSupervisor:
             await self._after_failed_preflight(check)
             return
         await self._run_pipeline(spec)
+
+    def _build_spec(self) -> PipelineSpec:
+        """The pipeline, without its sound while the sound device is known not to open."""
+        if self._audio_blocked is not None and self.config.audio is not None:
+            spec = self._hooks.build_spec(replace(self.config, audio=None))
+            self.audio_status = AudioStatus("unavailable", None, self.config.audio.codec, self._audio_blocked)
+            return spec
+        spec = self._hooks.build_spec(self.config)
+        self.audio_status = spec.audio_status
+        return spec
 
     async def _after_failed_preflight(self, check: PreflightResult) -> None:
         cause = check.cause or ExitCause.UNKNOWN
@@ -323,6 +356,7 @@ class StreamSupervisor:
                     judged_from = time.monotonic()
                 now = time.monotonic()
                 progress = process.progress
+                self._feed_sound(progress.sound_levels)
                 if progress.updated_at is not None:
                     if self.state is not StreamState.RUNNING:
                         self.running_since = self._hooks.clock()
@@ -351,6 +385,13 @@ class StreamSupervisor:
         if info.requested and not stalled:
             # Stopped by a command: the loop decides what comes next (stopped, restart, new config…).
             self.log.append("agent", "stopped on request")
+            return
+        self._end_sound()
+        reason = alsa_failure(list(info.log_tail)) if self.audio_status.state == "on" else None
+        if reason is not None and not stalled:
+            # The sound card would not open (busy, unplugged): the video must not wait for it.
+            self._audio_blocked = reason
+            self.log.append("agent", f"sound unavailable: {reason} Restarting without sound.")
             return
         verdict = classify_exit(info, stalled=stalled)
         cma_free = self._hooks.cma_free_bytes() if verdict.cause is ExitCause.BUFFER_ALLOCATION else None
@@ -412,6 +453,40 @@ class StreamSupervisor:
             await process.stop()
             self._hooks.on_pids(self.config.id, {})
             self._hooks.pipeline_ended(self.config.id)
+
+    # -- sound -------------------------------------------------------------------------------------------
+
+    def _feed_sound(self, levels: list[tuple[float, float]]) -> None:
+        """Give the levels measured since the last tick to the detector (when sound detection is on)."""
+        pending = list(levels)
+        levels.clear()
+        settings = self.config.settings
+        if not settings.get("sound_detection"):
+            self._end_sound()
+            return
+        self._sound.threshold_dbfs = float(settings.get("sound_threshold_dbfs", -30.0))
+        self._sound.min_duration_s = float(settings.get("sound_min_duration_s", 1.0))
+        for at, level in pending:
+            event = self._sound.feed(level, at)
+            if event is not None:
+                self._publish_sound(event)
+
+    def _end_sound(self) -> None:
+        event = self._sound.reset(self._hooks.clock())
+        if event is not None:
+            self._publish_sound(event)
+
+    def _publish_sound(self, event: SoundEvent) -> None:
+        self._bus.publish(
+            "sound",
+            {
+                "stream_id": self.config.id,
+                "state": event.state,
+                "level_dbfs": event.level_dbfs,
+                "started_at": round(event.started_at, 3),
+                "ended_at": round(event.ended_at, 3) if event.ended_at is not None else None,
+            },
+        )
 
     # -- bookkeeping -------------------------------------------------------------------------------------
 
@@ -534,6 +609,11 @@ class StreamSupervisor:
             "requested_restart_count": self.requested_restart_count,
             "restarts_by_cause": dict(self.restarts_by_cause),
             "publishers": publishers,
+            "sound_level_dbfs": round(progress.sound_level_dbfs, 1)
+            if progress is not None
+            and progress.sound_level_dbfs is not None
+            and self.audio_status.state == "on"
+            else None,
         }
 
     def status(self) -> dict[str, Any]:
@@ -560,4 +640,13 @@ class StreamSupervisor:
             "pids": dict(self._process.pids) if self._process is not None else {},
             "publishers": stats["publishers"],
             "last_exit": self.last_exit.to_json() if self.last_exit is not None else None,
+            "audio": self._audio_json(),
+            "sound_level_dbfs": stats["sound_level_dbfs"],
         }
+
+    def _audio_json(self) -> dict[str, Any]:
+        if self.config.audio is None:
+            return AUDIO_OFF.to_json()
+        if self.audio_status.state == "off":  # not built yet: say what is wanted
+            return AudioStatus("unavailable", None, self.config.audio.codec, "Not started yet.").to_json()
+        return self.audio_status.to_json()

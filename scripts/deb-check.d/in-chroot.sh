@@ -86,6 +86,7 @@ cycle() {
     dpkg-query -W -f='${Status}' "$pkg" | grep -q "install ok installed" || fail "$pkg not installed"
   done
   id -nG pi-stream | tr ' ' '\n' | grep -qx video || fail "pi-stream is not in group video"
+  id -nG pi-stream | tr ' ' '\n' | grep -qx audio || fail "pi-stream is not in group audio"
   expect_eq "$(getent passwd pi-stream | cut -d: -f7)" /usr/sbin/nologin "pi-stream's shell"
   expect_eq "$(stat -c '%U:%G %a' "$STATE")" "pi-stream:pi-stream 750" "the state directory"
   expect_eq "$(stat -c '%U %a' "$STATE/token")" "pi-stream 600" "the token file"

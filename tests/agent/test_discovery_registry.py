@@ -111,6 +111,7 @@ async def test_pi5_document(tree: FixtureTree, tools: Path) -> None:
     assert document["unavailable"] == {}
     assert set(document) == {
         "capture_devices",
+        "audio_devices",
         "csi_cameras",
         "hardware_encoder",
         "platform_nodes",

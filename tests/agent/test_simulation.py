@@ -697,6 +697,13 @@ async def test_simulated_devices_carry_the_recorded_controls(pi: SimulatedPi) ->
     # Adapted: the Pi 4's camera id (the capture is from a Pi 5).
     assert camera["id_path"] == "/base/soc/i2c0mux/i2c@1/imx708@1a"
     assert document["unavailable"] == {}
+    # The card's sound: its audio device, matched to its video device through the USB port.
+    (audio,) = document["audio_devices"]
+    assert (audio["alsa"], audio["usb_id"], audio["video_device_id"]) == (
+        "hw:CARD=MS2109,DEV=0",
+        "534d:2109",
+        card["id"],
+    )
 
 
 def test_simulated_tools_answer_like_the_real_ones(pi: SimulatedPi) -> None:

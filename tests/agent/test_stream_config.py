@@ -302,7 +302,7 @@ def test_every_field_error_at_once_with_the_stream_index_when_the_id_is_bad() ->
         "streams[1]: enabled: expected true or false, got 'yes'",
         "streams[1]: fsp: unknown key for a stream (check the spelling; it takes id, name, source, width, "
         "height, fps, bitrate, keyframe_interval_s, encoder, rtsp_path, enabled, substream, settings, "
-        "v4l2_controls, motion_region)",
+        "v4l2_controls, audio, motion_region)",
     ]
     assert all(p.index == 1 and p.stream_id == "Garage" for p in exc.value.problems)
 
@@ -393,7 +393,7 @@ def test_substream_rules() -> None:
         'streams[1] (id "garage"): substream.bitrate: required: the substream\'s bitrate (e.g. 500k)',
         'streams[1] (id "garage"): substream.heigth: unknown key for a substream (check the spelling; it '
         "takes "
-        "width, height, fps, bitrate, rtsp_path)",
+        "width, height, fps, bitrate, rtsp_path, audio)",
     ]
     custom = parse_stream(
         stream(
@@ -556,9 +556,11 @@ def test_to_json_shape() -> None:
             "fps": 15.0,
             "bitrate": 500_000,
             "rtsp_path": "garage_sub",
+            "audio": False,
         },
         "settings": {},
         "v4l2_controls": {},
+        "audio": None,
         "motion_region": None,
     }
     assert hdmi["source"] == {"type": "v4l2", "device": CARD, "input_format": "mjpeg"}

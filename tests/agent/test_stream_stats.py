@@ -24,9 +24,9 @@ __all__ = ["start_agent"]  # the fixture, imported for the tests below
 
 STATS_KEYS = {
     "state", "fps", "bitrate_bps", "frames", "uptime_s", "restart_count", "requested_restart_count",
-    "restarts_by_cause", "publishers",
+    "restarts_by_cause", "publishers", "sound_level_dbfs",
 }  # fmt: skip
-MEASURED = ("fps", "bitrate_bps", "frames", "uptime_s")
+MEASURED = ("fps", "bitrate_bps", "frames", "uptime_s", "sound_level_dbfs")
 
 
 async def get(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:

@@ -377,7 +377,7 @@ def test_invalid_streams_name_file_key_path_and_fix(tmp_path: Path) -> None:
         "  streams[2]: widht: unknown key for a stream (check the spelling; it takes id, name, source, "
         "width, "
         "height, fps, bitrate, keyframe_interval_s, encoder, rtsp_path, enabled, substream, settings, "
-        "v4l2_controls, motion_region)"
+        "v4l2_controls, audio, motion_region)"
     )
 
 
