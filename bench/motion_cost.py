@@ -95,7 +95,8 @@ async def run_once(config: StreamConfig, env: PublishEnvironment, seconds: float
         stdin: Any = subprocess.DEVNULL
         for index, process in enumerate(spec.processes):
             last = index == len(spec.processes) - 1
-            proc = subprocess.Popen(
+            # Popen, not asyncio's: the pipeline's processes are chained by pipes like the agent's.
+            proc = subprocess.Popen(  # noqa: ASYNC220
                 list(process.argv),
                 stdin=stdin,
                 stdout=subprocess.DEVNULL if last else subprocess.PIPE,
@@ -151,7 +152,7 @@ async def cpu(seconds: float, rounds: int) -> dict[str, Any]:
                         runs[variant].append(await run_once(stream, env, seconds))
                         print(f"  {name} motion {variant}: {runs[variant][-1]}", flush=True)
 
-                def mean(variant: str, key: str) -> float:
+                def mean(variant: str, key: str, runs: dict[str, list[dict[str, Any]]] = runs) -> float:
                     return round(sum(r[key] for r in runs[variant]) / len(runs[variant]), 3)
 
                 off, on_cpu = mean("off", "publisher_cpu_percent"), mean("on", "publisher_cpu_percent")
@@ -194,8 +195,8 @@ def still(minutes: float, size: str, noise: int) -> dict[str, Any]:
     stream_w, stream_h = (int(n) for n in size.split("x"))
     chain, width, height, fps = _filter_chain(stream_w, stream_h)
     graph = f"color=c=gray:size={size}:rate=15,noise=alls={noise}:allf=t"
-    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-t", str(minutes * 60),
-            "-i", graph, "-vf", chain, "-f", "rawvideo", "-"]  # fmt: skip
+    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi",
+            "-t", str(minutes * 60), "-i", graph, "-vf", chain, "-f", "rawvideo", "-"]  # fmt: skip
     detector = MotionDetector(width, height, MotionSettings())
     starts = frames = 0
     peak = 0.0
@@ -239,8 +240,9 @@ async def delay(min_duration_s: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         tap = MotionTap(str(Path(tmp) / "bench.motion.fifo"), width * height, feed)
         await tap.open()
-        argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-t", "9",
-                "-i", graph, "-vf", chain, "-fps_mode", "passthrough", "-f", "rawvideo", "-y", tap.path]  # fmt: skip
+        argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
+                "-t", "9", "-i", graph, "-vf", chain, "-fps_mode", "passthrough", "-f", "rawvideo",
+                "-y", tap.path]  # fmt: skip
         proc = await asyncio.create_subprocess_exec(*argv)
         await proc.wait()
         await asyncio.sleep(0.2)
@@ -282,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  {name:<20} publisher {result['publisher_cpu_percent_off']:.2f} % -> "
             f"{result['publisher_cpu_percent_on']:.2f} %, agent {result['agent_cpu_percent']:.3f} %, "
-            f"total {result['total_cpu_percent_of_one_core']:.3f} % ({result['share_of_publisher_percent']} % "
-            "of the publisher)"
+            f"total {result['total_cpu_percent_of_one_core']:.3f} % "
+            f"({result['share_of_publisher_percent']} % of the publisher)"
         )
     print(f"  still scene: {results['still']}")
     print(f"  delay: {results['delay']}")
