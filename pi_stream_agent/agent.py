@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import socket
 import time
 from dataclasses import asdict
@@ -31,6 +30,7 @@ from pi_stream_agent.fsutil import remove_write_leftovers
 from pi_stream_agent.housekeeping import PowerControl
 from pi_stream_agent.identity import stable_agent_id
 from pi_stream_agent.rootfs import Root
+from pi_stream_agent.rundirs import remove_run_dir
 from pi_stream_agent.soc import hardware_h264_encoder
 from pi_stream_agent.streams.manager import StreamManager
 from pi_stream_agent.streams.platform import Platform
@@ -330,7 +330,7 @@ class Agent:
                 await self._simulation_task
             self._simulation_task = None
         if self._simulation_dir is not None:
-            shutil.rmtree(self._simulation_dir, ignore_errors=True)
+            remove_run_dir(self._simulation_dir)
             self._simulation_dir = None
 
     def _board_facts(self) -> dict[str, Any]:

@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from pi_stream_agent.rundirs import make_run_dir
+from pi_stream_agent.rundirs import make_run_dir, remove_run_dir
 
 TAP_PREFIX: Final = "pi-stream-keyframes-"
 # Prefer systemd's RuntimeDirectory (set when the unit asks for one), then the tmpfs every Linux has.
@@ -54,7 +53,7 @@ def make_tap_dir() -> str:
 
 
 def remove_tap_dir(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    remove_run_dir(Path(path))
 
 
 def tap_path(tap_dir: str, stream_id: str, *, substream: bool = False) -> str:
