@@ -13,8 +13,10 @@ The parts, all real but the camera:
   (``-c:v copy``, key-frame tap on) → its RTSP server (the patched rtsp-server-perl, UDP).
 * **Home Assistant** 2025.4.4 (bench/ha_common.py) with ``stream`` loaded as the demo loads it
   (``stream:`` with no options: LL-HLS on, 1 s parts, 6 s segments — HA's defaults in
-  ``homeassistant/components/stream/__init__.py``; ``--classic-hls`` writes ``ll_hls: false`` instead).
-  The Pi is added through the config flow; HA's stream worker reads the camera's ``stream_source``.
+  ``homeassistant/components/stream/__init__.py``). ``--variants`` runs other settings of HA's own, each in
+  a fresh Home Assistant: ``classic`` (``ll_hls: false``: 2 s segments, no parts) and ``part_<s>``
+  (``part_duration: <s>``, 0.2-1.5). The Pi is added through the config flow; HA's stream worker reads the
+  camera's ``stream_source``.
 * **Viewer** (this script): asks ``camera/stream`` (format hls) as the frontend does, then follows the media
   playlist as hls.js does in low-latency mode: blocking playlist reloads (``_HLS_msn``/``_HLS_part``) for
   the next part, each new part fetched the moment the playlist lists it, and each segment fetched the
@@ -29,7 +31,10 @@ Recorded per frame: stamp → the moment the part (or segment) carrying it had b
 playlist's PART-HOLD-BACK (low-latency mode) or HOLD-BACK (default three target durations) behind the live
 edge; both are read from HA's playlist and reported. Everything runs on this machine: one clock.
 
-    .venv/bin/python -m bench.ha_glass_latency [--seconds 30] [--json FILE] [--classic-hls]
+Also recorded: how long from asking for the stream (``camera/stream``) to the first playlist with media.
+
+    .venv/bin/python -m bench.ha_glass_latency [--seconds 30] [--variants demo,part_0.5,classic]
+                                               [--keyframe-interval 1] [--json FILE]
 """
 
 from __future__ import annotations
@@ -65,6 +70,29 @@ FPS = 15
 WARMUP_S = 3.0  # after the first part: HA's worker and the reader settle
 _PART = re.compile(r'^#EXT-X-PART:.*URI="\./segment/(\d+)\.(\d+)\.m4s"(.*)$')
 _SEGMENT = re.compile(r"^\./segment/(\d+)\.m4s$")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One configuration of Home Assistant's ``stream`` (each runs in a fresh Home Assistant)."""
+
+    name: str
+    stream_yaml: str  # under ``stream:`` in configuration.yaml; "" = HA's defaults, as the demo has it
+
+    @property
+    def low_latency(self) -> bool:
+        return "ll_hls: false" not in self.stream_yaml
+
+
+def variant(name: str) -> Variant:
+    """``demo`` (HA's defaults), ``classic`` (``ll_hls: false``) or ``part_<s>`` (``part_duration: s``)."""
+    if name == "demo":
+        return Variant(name, "")
+    if name == "classic":
+        return Variant(name, "ll_hls: false")
+    if name.startswith("part_"):
+        return Variant(name, f"part_duration: {float(name.removeprefix('part_'))}")
+    raise argparse.ArgumentTypeError(f"unknown variant {name!r}: demo, classic or part_<seconds>")
 
 
 def stream_config(keyframe_interval_s: float) -> dict[str, Any]:
@@ -331,15 +359,15 @@ def hold_back_s(tags: dict[str, str], low_latency: bool) -> tuple[float, str]:
 # -------------------------------------------------------------------------------------------------- run
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    with workdir("ha-glass-latency-", keep=args.keep) as path:
+async def run(args: argparse.Namespace, chosen: Variant) -> dict[str, Any]:
+    with workdir(f"ha-glass-latency-{chosen.name}-", keep=args.keep) as path:
         tree = FixtureTree(path / "root")
         build_pi4_platform(tree)
         agent = BenchAgent(
             path / "agent", "glass-pi", streams=[stream_config(args.keyframe_interval)],
             root=tree.base, path_dirs=(STANDINS,),
         )  # fmt: skip
-        stream_yaml = {"stream": "ll_hls: false"} if args.classic_hls else None
+        stream_yaml = {"stream": chosen.stream_yaml} if chosen.stream_yaml else None
         await asyncio.to_thread(agent.start)
         reader: RtspReader | None = None
         viewer_task: asyncio.Task[None] | None = None
@@ -353,13 +381,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     raise RuntimeError(f"the stream is not on the CSI hardware path: {status}")
                 await ha.add_pi(session, agent)
                 viewer = Viewer(ha)
+                asked = time.time()  # a viewer opens the camera: HA starts its stream worker
                 url = await viewer.playlist_url(session)
                 done = asyncio.Event()
                 viewer_task = asyncio.create_task(viewer.run(session, url, done))
                 while not viewer.first_playlist:
                     if viewer_task.done():
                         viewer_task.result()  # raises what stopped it
-                    await asyncio.sleep(0.1)
+                    await asyncio.sleep(0.01)
+                first_playlist_s = time.time() - asked
                 playlist = parse_playlist(viewer.first_playlist)
                 reader = RtspReader(str(status["urls"]["main"]))
                 reader.start()
@@ -380,7 +410,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if reader is not None:
                 reader.stop()
             await asyncio.to_thread(agent.stop)
-    low_latency = not args.classic_hls
+    low_latency = chosen.low_latency
     results = {
         "ll_hls_parts": ages(part_frames(viewer.init, viewer.parts), start, end) if low_latency else None,
         "hls_segments": ages(segment_frames(viewer.init, viewer.segments), start, end),
@@ -397,12 +427,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "p50_ms": round(results[key]["p50_ms"] + hold * 1000, 1),
             }
     return {
-        "benchmark": "ha_glass_latency",
-        "stream": stream_config(args.keyframe_interval),
-        "home_assistant_stream_config": "ll_hls: false" if args.classic_hls else "(none: HA's defaults)",
+        "home_assistant_stream_config": chosen.stream_yaml or "(none: HA's defaults)",
         "playlist_tags": tags,
+        "open_to_first_playlist_s": round(first_playlist_s, 3),
         "first_playlist": viewer.first_playlist,
-        "window_s": args.seconds,
         "blocking_reloads": viewer.blocking_reloads,
         "failed_blocking_reloads": viewer.failed_reloads,
         "parts_fetched": len(viewer.parts),
@@ -418,7 +446,8 @@ def _durations(playlist: str) -> list[float]:
     return [float(m) for m in re.findall(r"#EXT-X-PART:DURATION=([\d.]+)", playlist)]
 
 
-def report(result: dict[str, Any]) -> None:
+def report(name: str, result: dict[str, Any]) -> None:
+    print(f"{name} (stream: {result['home_assistant_stream_config']}):")
     labels = {
         "ll_hls_parts": "LL-HLS parts (blocking reload)",
         "hls_segments": "HLS whole segments",
@@ -438,6 +467,7 @@ def report(result: dict[str, Any]) -> None:
         )
     tags = result["playlist_tags"]
     print("  playlist: " + ", ".join(f"{k}={v}" for k, v in tags.items()))
+    print(f"  camera/stream asked → first playlist with media: {result['open_to_first_playlist_s']:.2f} s")
     for key, estimate in result["player_latency_estimate"].items():
         print(
             f"  a player of {labels[key]}: ≈ {estimate['p50_ms'] / 1000:.2f} s "
@@ -453,12 +483,25 @@ def main() -> None:
     parser.add_argument(
         "--keyframe-interval", type=float, default=1.0, help="the stream's keyframe_interval_s"
     )
-    parser.add_argument("--classic-hls", action="store_true", help="HA's stream with ll_hls: false")
+    parser.add_argument(
+        "--variants",
+        type=lambda text: [variant(name) for name in text.split(",")],
+        default=[variant("demo")],
+        help="HA stream configurations, each in a fresh HA: demo (HA's defaults), classic, part_<s>",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     add_json_argument(parser)
     args = parser.parse_args()
-    result = asyncio.run(run(args))
-    report(result)
+    variants: dict[str, Any] = {}
+    for chosen in args.variants:
+        variants[chosen.name] = asyncio.run(run(args, chosen))
+        report(chosen.name, variants[chosen.name])
+    result = {
+        "benchmark": "ha_glass_latency",
+        "stream": stream_config(args.keyframe_interval),
+        "window_s": args.seconds,
+        "variants": variants,
+    }
     if args.json:
         write_json(
             args.json, {**result, "command": "python -m bench.ha_glass_latency " + " ".join(sys.argv[1:])}
