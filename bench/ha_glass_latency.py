@@ -193,8 +193,7 @@ class Viewer:
         while not until.is_set():
             assert wanted is not None
             msn, part = wanted
-            # A part (LL-HLS), or with no part the whole segment ``msn`` (HA then answers once the next
-            # segment has begun: ``msn`` is complete).
+            # A part (LL-HLS); or, without parts, the segment after ``msn`` (see _live_edge).
             query = f"_HLS_msn={msn}" + (f"&_HLS_part={part}" if part is not None else "")
             status, body, _ = await _get(session, f"{url}?{query}")
             self.blocking_reloads += 1
@@ -213,15 +212,19 @@ class Viewer:
 
 
 def _live_edge(playlist: Playlist) -> tuple[int, int | None] | None:
-    """What a player asks for next (None: nothing listed yet). With parts (LL-HLS): the part after the
-    newest listed one, or part 0 of the next segment. Without: the segment after the newest complete one."""
+    """The blocking reload to ask for next (None: nothing listed yet). With parts (LL-HLS): the part after
+    the newest listed one, or part 0 of the next segment. Without parts (``ll_hls: false``): ``_HLS_msn`` of
+    the newest complete segment alone. Home Assistant answers a request without ``_HLS_part`` once segment
+    ``msn + 1`` exists (hls.py), and without LL-HLS a segment only exists once it is complete (its muxer
+    writes nothing before it closes the segment): the answer comes the moment the next segment is listed,
+    as a player polling without delay would see it."""
     if playlist.parts:
         sequence, index = playlist.parts[-1]
         if sequence in playlist.complete:
             return sequence + 1, 0
         return sequence, index + 1
     if playlist.complete:
-        return playlist.complete[-1] + 1, None
+        return playlist.complete[-1], None
     return None
 
 
