@@ -27,9 +27,12 @@ The parts, all real but the camera:
   (``reader_argv``), for the comparison with P3.
 
 Recorded per frame: stamp → the moment the part (or segment) carrying it had been fetched, the
-*availability age*: what a player could show at the earliest. A player adds its hold-back: it plays a
-playlist's PART-HOLD-BACK (low-latency mode) or HOLD-BACK (default three target durations) behind the live
-edge; both are read from HA's playlist and reported. Everything runs on this machine: one clock.
+*availability age*: what a player could show at the earliest. Per part (segment): the age of its newest
+frame then, the *live-edge age*: how far the newest picture a player has lags behind the camera. A player
+plays a steady distance behind that edge, its hold-back: the playlist's PART-HOLD-BACK in low-latency
+mode, HOLD-BACK otherwise (three target durations when absent, RFC 8216bis; hls.js's latency controller
+does the same), read from HA's playlist and reported with the estimate live-edge age + hold-back.
+Everything runs on this machine: one clock.
 
 Also recorded: how long from asking for the stream (``camera/stream``) to the first playlist with media.
 
@@ -333,15 +336,31 @@ class RtspReader:
 # ----------------------------------------------------------------------------------------------- figures
 
 
-def ages(frames: list[Frame], start: float, end: float) -> dict[str, Any]:
-    """Availability age of the frames captured in [start, end): p50/p95/min/max in ms."""
+def ages(frames: list[Frame], start: float, end: float, pieces: bool = True) -> dict[str, Any]:
+    """Availability age of the frames captured in [start, end): p50/p95/min/max in ms. With ``pieces``,
+    also the *live-edge age*: per part (or segment), the age of its newest frame when it had been fetched,
+    how far the newest picture a player can have lags behind the camera."""
     inside = [f for f in frames if f.stamp_s is not None and start <= f.stamp_s < end]
     values = [f.available_at - f.stamp_s for f in inside if f.stamp_s is not None]
     if not values:
         return {"frames": 0, "unreadable_stamps": sum(1 for f in frames if f.stamp_s is None)}
-    return {
+    result: dict[str, Any] = {
         "frames": len(values),
         "unreadable_stamps": sum(1 for f in frames if f.stamp_s is None),
+        **_ms(values),
+    }
+    if pieces:
+        newest: dict[float, float] = {}  # fetched at → the newest stamp it carried
+        for frame in inside:
+            assert frame.stamp_s is not None
+            newest[frame.available_at] = max(newest.get(frame.available_at, 0.0), frame.stamp_s)
+        result["pieces"] = len(newest)
+        result["live_edge"] = _ms([at - stamp for at, stamp in newest.items()])
+    return result
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    return {
         "p50_ms": round(percentile(values, 50) * 1000, 1),
         "p95_ms": round(percentile(values, 95) * 1000, 1),
         "min_ms": round(min(values) * 1000, 1),
@@ -417,17 +436,19 @@ async def run(args: argparse.Namespace, chosen: Variant) -> dict[str, Any]:
     results = {
         "ll_hls_parts": ages(part_frames(viewer.init, viewer.parts), start, end) if low_latency else None,
         "hls_segments": ages(segment_frames(viewer.init, viewer.segments), start, end),
-        "rtsp_reader": ages(reader.frames, start, end),
+        "rtsp_reader": ages(reader.frames, start, end, pieces=False),
     }
     tags = playlist.tags
     player: dict[str, Any] = {}
     for key, ll in (("ll_hls_parts", True), ("hls_segments", False)):
         if results[key] and results[key].get("frames"):
             hold, source = hold_back_s(tags, ll)
+            # A player keeps playing ``hold`` behind the live edge it has (hls.js's latency controller);
+            # the live edge itself lags the camera by the live-edge age.
             player[key] = {
                 "hold_back_s": hold,
                 "hold_back_from": source,
-                "p50_ms": round(results[key]["p50_ms"] + hold * 1000, 1),
+                "p50_ms": round(results[key]["live_edge"]["p50_ms"] + hold * 1000, 1),
             }
     return {
         "home_assistant_stream_config": chosen.stream_yaml or "(none: HA's defaults)",
@@ -468,13 +489,18 @@ def report(name: str, result: dict[str, Any]) -> None:
             f"min {r['min_ms']:7.1f}  max {r['max_ms']:7.1f}  (n={r['frames']}, "
             f"unreadable {r['unreadable_stamps']})"
         )
+        if edge := r.get("live_edge"):
+            print(
+                f"  {'':<34} live edge (newest frame of each of {r['pieces']}): "
+                f"p50 {edge['p50_ms']:7.1f} ms  p95 {edge['p95_ms']:7.1f} ms"
+            )
     tags = result["playlist_tags"]
     print("  playlist: " + ", ".join(f"{k}={v}" for k, v in tags.items()))
     print(f"  camera/stream asked → first playlist with media: {result['open_to_first_playlist_s']:.2f} s")
     for key, estimate in result["player_latency_estimate"].items():
         print(
             f"  a player of {labels[key]}: ≈ {estimate['p50_ms'] / 1000:.2f} s "
-            f"(p50 + {estimate['hold_back_s']:g} s {estimate['hold_back_from']})"
+            f"(live edge p50 + {estimate['hold_back_s']:g} s {estimate['hold_back_from']})"
         )
 
 
