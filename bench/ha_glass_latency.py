@@ -14,9 +14,9 @@ The parts, all real but the camera:
 * **Home Assistant** 2025.4.4 (bench/ha_common.py) with ``stream`` loaded as the demo loads it
   (``stream:`` with no options: LL-HLS on, 1 s parts, 6 s segments — HA's defaults in
   ``homeassistant/components/stream/__init__.py``). ``--variants`` runs other settings of HA's own, each in
-  a fresh Home Assistant: ``classic`` (``ll_hls: false``: 2 s segments, no parts) and ``part_<s>``
-  (``part_duration: <s>``, 0.2-1.5). The Pi is added through the config flow; HA's stream worker reads the
-  camera's ``stream_source``.
+  a fresh Home Assistant: ``classic`` (``ll_hls: false``: 2 s segments, no parts), or HA's options
+  ``part_duration`` (0.2-1.5 s) and ``segment_duration`` (2-10 s) as ``KEY=VALUE`` joined by ``+``. The Pi
+  is added through the config flow; HA's stream worker reads the camera's ``stream_source``.
 * **Viewer** (this script): asks ``camera/stream`` (format hls) as the frontend does, then follows the media
   playlist as hls.js does in low-latency mode: blocking playlist reloads (``_HLS_msn``/``_HLS_part``) for
   the next part, each new part fetched the moment the playlist lists it, and each segment fetched the
@@ -34,10 +34,12 @@ mode, HOLD-BACK otherwise (three target durations when absent, RFC 8216bis; hls.
 does the same), read from HA's playlist and reported with the estimate live-edge age + hold-back.
 Everything runs on this machine: one clock.
 
-Also recorded: how long from asking for the stream (``camera/stream``) to the first playlist with media.
+Also recorded: how long from asking for the stream (``camera/stream``) to the first playlist with media,
+fetched as a player does (a plain playlist request, which Home Assistant answers once a second segment
+has begun).
 
-    .venv/bin/python -m bench.ha_glass_latency [--seconds 30] [--variants demo,part_0.5,classic]
-                                               [--keyframe-interval 1] [--json FILE]
+    .venv/bin/python -m bench.ha_glass_latency [--seconds 30] [--keyframe-interval 1] [--json FILE]
+        [--variants demo,classic,part_duration=0.5,part_duration=0.5+segment_duration=2]
 """
 
 from __future__ import annotations
@@ -87,15 +89,25 @@ class Variant:
         return "ll_hls: false" not in self.stream_yaml
 
 
+STREAM_OPTIONS = ("ll_hls", "part_duration", "segment_duration")  # HA's own (stream/__init__.py)
+
+
 def variant(name: str) -> Variant:
-    """``demo`` (HA's defaults), ``classic`` (``ll_hls: false``) or ``part_<s>`` (``part_duration: s``)."""
+    """``demo`` (HA's defaults), ``classic`` (``ll_hls=false``), or HA's stream options joined by ``+``:
+    ``part_duration=0.5+segment_duration=2``."""
     if name == "demo":
         return Variant(name, "")
     if name == "classic":
         return Variant(name, "ll_hls: false")
-    if name.startswith("part_"):
-        return Variant(name, f"part_duration: {float(name.removeprefix('part_'))}")
-    raise argparse.ArgumentTypeError(f"unknown variant {name!r}: demo, classic or part_<seconds>")
+    lines = []
+    for option in name.split("+"):
+        key, sep, value = option.partition("=")
+        if not sep or key not in STREAM_OPTIONS:
+            raise argparse.ArgumentTypeError(
+                f"unknown variant {name!r}: demo, classic, or {'/'.join(STREAM_OPTIONS)}=VALUE joined by +"
+            )
+        lines.append(f"{key}: {value}")
+    return Variant(name, "\n".join(lines))
 
 
 def stream_config(keyframe_interval_s: float) -> dict[str, Any]:
@@ -189,6 +201,14 @@ class Viewer:
         if status != 200:
             raise RuntimeError(f"init.mp4: HTTP {status}")
         playlist = parse_playlist(self.first_playlist)
+        # The parts of the segment in progress that are already listed: the decoder needs them (the
+        # segment's key frame is in its part 0), not the figures (their frames are older than the window).
+        if playlist.parts and (live := playlist.parts[-1][0]) not in playlist.complete:
+            for sequence, index in playlist.parts:
+                if sequence == live:
+                    self.parts.append(
+                        await _fetch(session, f"{base}/segment/{sequence}.{index}.m4s", sequence, index)
+                    )
         # Live from here: the parts and segments that appear after the first playlist.
         seen_parts = set(playlist.parts)
         seen_segments = set(playlist.complete)
@@ -285,7 +305,7 @@ def by_segment(pieces: Iterable[Fetched]) -> dict[int, list[Fetched]]:
 
 def part_frames(init: bytes, parts: list[Fetched]) -> list[Frame]:
     """Frames of the parts, per segment whose parts were all fetched from part 0 (a decoder starts at the
-    segment's key frame; the segment live when the viewer started is skipped)."""
+    segment's key frame)."""
     frames: list[Frame] = []
     for pieces in by_segment(parts).values():
         if [p.part for p in pieces] == list(range(len(pieces))):
@@ -351,11 +371,12 @@ def ages(frames: list[Frame], start: float, end: float, pieces: bool = True) -> 
     }
     if pieces:
         newest: dict[float, float] = {}  # fetched at → the newest stamp it carried
-        for frame in inside:
-            assert frame.stamp_s is not None
-            newest[frame.available_at] = max(newest.get(frame.available_at, 0.0), frame.stamp_s)
-        result["pieces"] = len(newest)
-        result["live_edge"] = _ms([at - stamp for at, stamp in newest.items()])
+        for frame in frames:
+            if frame.stamp_s is not None:
+                newest[frame.available_at] = max(newest.get(frame.available_at, 0.0), frame.stamp_s)
+        edges = [at - stamp for at, stamp in newest.items() if start <= stamp < end]
+        result["pieces"] = len(edges)
+        result["live_edge"] = _ms(edges)
     return result
 
 
@@ -471,7 +492,7 @@ def _durations(playlist: str) -> list[float]:
 
 
 def report(name: str, result: dict[str, Any]) -> None:
-    print(f"{name} (stream: {result['home_assistant_stream_config']}):")
+    print(f"{name} (stream: {result['home_assistant_stream_config'].replace(chr(10), '; ')}):")
     labels = {
         "ll_hls_parts": "LL-HLS parts (blocking reload)",
         "hls_segments": "HLS whole segments",
@@ -516,7 +537,7 @@ def main() -> None:
         "--variants",
         type=lambda text: [variant(name) for name in text.split(",")],
         default=[variant("demo")],
-        help="HA stream configurations, each in a fresh HA: demo (HA's defaults), classic, part_<s>",
+        help="HA stream settings, each in a fresh HA: demo (HA's defaults), classic, or KEY=VALUE[+…]",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     add_json_argument(parser)
