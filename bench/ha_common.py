@@ -229,11 +229,15 @@ class HomeAssistantProcess:
         components: tuple[str, ...] = (),
         integration: Path | None = None,
         component_config: dict[str, str] | None = None,
+        onboarded: bool = False,
     ) -> None:
         self.workdir = workdir
         self.components = components  # more integrations to load (e.g. "stream" for HLS)
         # YAML under a component's key, e.g. {"stream": "ll_hls: false"}; absent: the component's defaults
         self.component_config = component_config or {}
+        # Every onboarding step but the user's marked done before the start, so that the frontend (when
+        # loaded) opens dashboards instead of the onboarding pages; the user is still created as below.
+        self.onboarded = onboarded
         self.integration = integration or REPO_ROOT / "custom_components" / DOMAIN
         self.config_dir = workdir / "ha-config"
         self.port = free_port()
@@ -270,6 +274,14 @@ class HomeAssistantProcess:
             + "logger:\n  default: warning\n",
             encoding="utf-8",
         )
+        if self.onboarded:
+            storage = self.config_dir / ".storage"
+            storage.mkdir(exist_ok=True)
+            steps = {"done": ["core_config", "analytics", "integration"]}
+            (storage / "onboarding").write_text(
+                json.dumps({"version": 4, "minor_version": 1, "key": "onboarding", "data": steps}),
+                encoding="utf-8",
+            )
 
     async def start(self, session: aiohttp.ClientSession, timeout_s: float = 180.0) -> None:
         if not HASS.exists():
@@ -424,8 +436,9 @@ async def home_assistant(
     components: tuple[str, ...] = (),
     integration: Path | None = None,
     component_config: dict[str, str] | None = None,
+    onboarded: bool = False,
 ) -> AsyncIterator[HomeAssistantProcess]:
-    ha = HomeAssistantProcess(path, components, integration, component_config)
+    ha = HomeAssistantProcess(path, components, integration, component_config, onboarded)
     try:
         await ha.start(session)
         yield ha

@@ -62,6 +62,7 @@ from typing import Any
 import aiohttp
 import av
 
+from bench.browser_player import BrowserPlayer
 from bench.common import REPO_ROOT, add_json_argument, percentile, write_json
 from bench.glass_latency import HEIGHT, WIDTH, read_stamp, reader_argv
 from bench.ha_common import BenchAgent, HomeAssistantProcess, home_assistant, load_average, workdir
@@ -73,6 +74,7 @@ STREAM_ID = "glass"
 CAMERA = f"camera.{STREAM_ID}"
 FPS = 15
 WARMUP_S = 3.0  # after the first part: HA's worker and the reader settle
+BROWSER_WARMUP_S = 15.0  # after the card plays: hls.js starts 2 parts back and speeds up to its target
 _PART = re.compile(r'^#EXT-X-PART:.*URI="\./segment/(\d+)\.(\d+)\.m4s"(.*)$')
 _SEGMENT = re.compile(r"^\./segment/(\d+)\.m4s$")
 
@@ -376,7 +378,8 @@ def ages(frames: list[Frame], start: float, end: float, pieces: bool = True) -> 
                 newest[frame.available_at] = max(newest.get(frame.available_at, 0.0), frame.stamp_s)
         edges = [at - stamp for at, stamp in newest.items() if start <= stamp < end]
         result["pieces"] = len(edges)
-        result["live_edge"] = _ms(edges)
+        if edges:  # none when the window is shorter than a segment
+            result["live_edge"] = _ms(edges)
     return result
 
 
@@ -414,10 +417,16 @@ async def run(args: argparse.Namespace, chosen: Variant) -> dict[str, Any]:
         await asyncio.to_thread(agent.start)
         reader: RtspReader | None = None
         viewer_task: asyncio.Task[None] | None = None
+        browser: BrowserPlayer | None = None
+        shown: list[Frame] = []
+        unreadable_shown = 0
+        components = ("stream", "frontend") if args.browser else ("stream",)
         try:
             async with (
                 aiohttp.ClientSession() as session,
-                home_assistant(session, path / "ha", ("stream",), component_config=stream_yaml) as ha,
+                home_assistant(
+                    session, path / "ha", components, component_config=stream_yaml, onboarded=args.browser
+                ) as ha,
             ):
                 status = await agent.request(session, "GET", f"/streams/{STREAM_ID}")
                 if status.get("encoding") != "hardware":
@@ -434,18 +443,29 @@ async def run(args: argparse.Namespace, chosen: Variant) -> dict[str, Any]:
                     await asyncio.sleep(0.01)
                 first_playlist_s = time.time() - asked
                 playlist = parse_playlist(viewer.first_playlist)
+                warmup_s = WARMUP_S
+                if args.browser:
+                    browser = BrowserPlayer(ha, CAMERA)
+                    await browser.start(session)
+                    warmup_s = BROWSER_WARMUP_S  # hls.js reaches its target latency (playback rate ≤ 2)
+                    print(f"the camera card plays ({browser.player})")
                 reader = RtspReader(str(status["urls"]["main"]))
                 reader.start()
-                start = time.time() + WARMUP_S
+                start = time.time() + warmup_s
                 end = start + args.seconds
                 # Until the segment holding the last frame of the window is complete and fetched.
                 tail_s = float(playlist.tags["TARGETDURATION"]) * 1.5 + 2
-                print(f"measuring {args.seconds:g} s after {WARMUP_S:g} s of warm-up (+{tail_s:g} s tail)")
+                print(f"measuring {args.seconds:g} s after {warmup_s:g} s of warm-up (+{tail_s:g} s tail)")
                 await asyncio.sleep(end + tail_s - time.time())
+                if browser is not None:
+                    displayed, unreadable_shown = await browser.shown()
+                    shown = [Frame(d.stamp_s, d.displayed_at) for d in displayed]
                 done.set()
                 await asyncio.wait_for(viewer_task, 15)
                 reader.stop()
         finally:
+            if browser is not None:
+                await browser.stop()
             if viewer_task is not None and not viewer_task.done():
                 viewer_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
@@ -459,10 +479,16 @@ async def run(args: argparse.Namespace, chosen: Variant) -> dict[str, Any]:
         "hls_segments": ages(segment_frames(viewer.init, viewer.segments), start, end),
         "rtsp_reader": ages(reader.frames, start, end, pieces=False),
     }
+    if browser is not None:
+        results["browser"] = {
+            "player": browser.player,
+            **ages(shown, start, end, pieces=False),
+            "unreadable_stamps": unreadable_shown,
+        }
     tags = playlist.tags
     player: dict[str, Any] = {}
     for key, ll in (("ll_hls_parts", True), ("hls_segments", False)):
-        if results[key] and results[key].get("frames"):
+        if results[key] and results[key].get("live_edge"):
             hold, source = hold_back_s(tags, ll)
             # A player keeps playing ``hold`` behind the live edge it has (hls.js's latency controller);
             # the live edge itself lags the camera by the live-edge age.
@@ -497,6 +523,7 @@ def report(name: str, result: dict[str, Any]) -> None:
         "ll_hls_parts": "LL-HLS parts (blocking reload)",
         "hls_segments": "HLS whole segments",
         "rtsp_reader": "RTSP reader, same path",
+        "browser": "shown by Chromium (camera card)",
     }
     for key, label in labels.items():
         r = result["results"].get(key)
@@ -538,6 +565,9 @@ def main() -> None:
         type=lambda text: [variant(name) for name in text.split(",")],
         default=[variant("demo")],
         help="HA stream settings, each in a fresh HA: demo (HA's defaults), classic, or KEY=VALUE[+…]",
+    )
+    parser.add_argument(
+        "--browser", action="store_true", help="also a camera card in headless Chromium (needs the frontend)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     add_json_argument(parser)
