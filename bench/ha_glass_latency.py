@@ -25,6 +25,9 @@ The parts, all real but the camera:
   (by the byte position of its packet) and its stamp read back.
 * **RTSP reader**, in the same run on the same published path: glass_latency's low-latency ffmpeg reader
   (``reader_argv``), for the comparison with P3.
+* **Browser** (``--browser``): Home Assistant also loads ``frontend``, and headless Chromium shows the
+  camera's card in live view (bench/browser_player.py: the frontend's own player, hls.js). Each frame it
+  shows has its stamp read in the page: what a person would see, after 15 s for the player to settle.
 
 Recorded per frame: stamp → the moment the part (or segment) carrying it had been fetched, the
 *availability age*: what a player could show at the earliest. Per part (segment): the age of its newest
@@ -36,9 +39,10 @@ Everything runs on this machine: one clock.
 
 Also recorded: how long from asking for the stream (``camera/stream``) to the first playlist with media,
 fetched as a player does (a plain playlist request, which Home Assistant answers once a second segment
-has begun).
+exists).
 
-    .venv/bin/python -m bench.ha_glass_latency [--seconds 30] [--keyframe-interval 1] [--json FILE]
+    .venv/bin/python -m bench.ha_glass_latency [--seconds 30] [--keyframe-interval 1] [--browser]
+        [--json FILE]
         [--variants demo,classic,part_duration=0.5,part_duration=0.5+segment_duration=2]
 """
 
