@@ -84,6 +84,27 @@ READER_JS = f"""
 """
 
 
+# What hls.js itself says (its public getters), from the frontend's player element.
+HLS_STATE_JS = """
+(() => {
+  const all = (root, tag, out = []) => {
+    for (const el of root.querySelectorAll('*')) {
+      if (el.tagName === tag) out.push(el);
+      if (el.shadowRoot) all(el.shadowRoot, tag, out);
+    }
+    return out;
+  };
+  const player = all(document, 'HA-HLS-PLAYER')[0];
+  const hls = player && player._hlsPolyfillInstance;
+  const video = player && all(player.shadowRoot, 'VIDEO')[0];
+  if (!hls) return JSON.stringify(null);
+  return JSON.stringify({low_latency_mode: hls.config.lowLatencyMode, target_latency_s: hls.targetLatency,
+                         latency_s: hls.latency, playback_rate: video ? video.playbackRate : null,
+                         hls_js_version: hls.constructor.version || null});
+})()
+"""
+
+
 def dashboard(camera: str) -> dict[str, Any]:
     """One view with the camera's card in live view, as a person would put it on a dashboard."""
     card = {"type": "picture-entity", "entity": camera, "camera_view": "live", "show_state": False}
@@ -177,6 +198,11 @@ class BrowserPlayer:
         stamps = json.loads(await self._evaluate("JSON.stringify(window.__stamps)"))
         unreadable = int(await self._evaluate("window.__unreadable"))
         return [Shown(stamp / 1000, at / 1000) for stamp, at in stamps], unreadable
+
+    async def hls_state(self) -> dict[str, Any] | None:
+        """hls.js's low-latency mode, target latency and latency (s) as it sees them; the playback rate."""
+        state: dict[str, Any] | None = json.loads(await self._evaluate(HLS_STATE_JS))
+        return state
 
     async def stop(self) -> None:
         if self._ws is not None:

@@ -424,6 +424,7 @@ async def run(args: argparse.Namespace, chosen: Variant) -> dict[str, Any]:
         browser: BrowserPlayer | None = None
         shown: list[Frame] = []
         unreadable_shown = 0
+        hls_state: dict[str, Any] | None = None
         components = ("stream", "frontend") if args.browser else ("stream",)
         try:
             async with (
@@ -463,6 +464,7 @@ async def run(args: argparse.Namespace, chosen: Variant) -> dict[str, Any]:
                 await asyncio.sleep(end + tail_s - time.time())
                 if browser is not None:
                     displayed, unreadable_shown = await browser.shown()
+                    hls_state = await browser.hls_state()
                     shown = [Frame(d.stamp_s, d.displayed_at) for d in displayed]
                 done.set()
                 await asyncio.wait_for(viewer_task, 15)
@@ -486,6 +488,7 @@ async def run(args: argparse.Namespace, chosen: Variant) -> dict[str, Any]:
     if browser is not None:
         results["browser"] = {
             "player": browser.player,
+            "hls_js": hls_state,
             **ages(shown, start, end, pieces=False),
             "unreadable_stamps": unreadable_shown,
         }
@@ -546,6 +549,8 @@ def report(name: str, result: dict[str, Any]) -> None:
                 f"  {'':<34} live edge (newest frame of each of {r['pieces']}): "
                 f"p50 {edge['p50_ms']:7.1f} ms  p95 {edge['p95_ms']:7.1f} ms"
             )
+    if state := (result["results"].get("browser") or {}).get("hls_js"):
+        print("  hls.js in the page: " + ", ".join(f"{k}={v}" for k, v in state.items()))
     tags = result["playlist_tags"]
     print("  playlist: " + ", ".join(f"{k}={v}" for k, v in tags.items()))
     print(f"  camera/stream asked → first playlist with media: {result['open_to_first_playlist_s']:.2f} s")
