@@ -78,8 +78,8 @@ STREAM_ID = "glass"
 CAMERA = f"camera.{STREAM_ID}"
 FPS = 15
 WARMUP_S = 3.0  # after the first part: HA's worker and the reader settle
-BROWSER_WARMUP_S = 15.0  # after the card plays: hls.js starts 2 parts back and speeds up to its target
-_PART = re.compile(r'^#EXT-X-PART:.*URI="\./segment/(\d+)\.(\d+)\.m4s"(.*)$')
+BROWSER_WARMUP_S = 15.0  # after the card plays: hls.js settles at its target (raised by stalls at start)
+_PART = re.compile(r'^#EXT-X-PART:.*URI="\./segment/(\d+)\.(\d+)\.m4s"')
 _SEGMENT = re.compile(r"^\./segment/(\d+)\.m4s$")
 
 
@@ -92,7 +92,8 @@ class Variant:
 
     @property
     def low_latency(self) -> bool:
-        return "ll_hls: false" not in self.stream_yaml
+        off = {f"ll_hls: {word}" for word in ("false", "no", "off", "0")}
+        return not any(line.strip().lower() in off for line in self.stream_yaml.splitlines())
 
 
 STREAM_OPTIONS = ("ll_hls", "part_duration", "segment_duration")  # HA's own (stream/__init__.py)
@@ -131,22 +132,17 @@ class Playlist:
     """What a player reads from an HLS media playlist (RFC 8216bis), as Home Assistant writes it."""
 
     parts: tuple[tuple[int, int], ...]  # (segment sequence, part index), in order
-    independent: frozenset[tuple[int, int]]  # parts with a key frame (INDEPENDENT=YES)
     complete: tuple[int, ...]  # sequences of the complete segments (listed with #EXTINF and their URI)
     tags: dict[str, str]  # TARGETDURATION, PART-TARGET, PART-HOLD-BACK, HOLD-BACK, START-OFFSET …
 
 
 def parse_playlist(text: str) -> Playlist:
     parts: list[tuple[int, int]] = []
-    independent: set[tuple[int, int]] = set()
     complete: list[int] = []
     tags: dict[str, str] = {}
     for line in text.splitlines():
         if match := _PART.match(line):
-            part = (int(match.group(1)), int(match.group(2)))
-            parts.append(part)
-            if "INDEPENDENT=YES" in match.group(3):
-                independent.add(part)
+            parts.append((int(match.group(1)), int(match.group(2))))
         elif match := _SEGMENT.match(line):
             complete.append(int(match.group(1)))
         elif line.startswith("#EXT-X-TARGETDURATION:"):
@@ -156,7 +152,7 @@ def parse_playlist(text: str) -> Playlist:
             for attribute in line.split(":", 1)[1].split(","):
                 name, _, value = attribute.partition("=")
                 tags[prefix + name] = value
-    return Playlist(tuple(parts), frozenset(independent), tuple(complete), tags)
+    return Playlist(tuple(parts), tuple(complete), tags)
 
 
 # ------------------------------------------------------------------------------------------------- viewer
