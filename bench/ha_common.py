@@ -11,7 +11,8 @@ watch both.
   A user is created through ``POST /api/onboarding/users``; a long-lived token is made over the WebSocket.
   Each Pi is added through the real config flow (``POST /api/config/config_entries/flow``).
 * **Agents**: ``/usr/bin/python3 -m pi_stream_agent run`` (Debian's interpreter, as on a Pi) in simulation
-  mode, each on a free port with its own state dir. With streams, each supervises its own RTSP server
+  mode, or on a fixture tree (``root``) with stand-in programs first on PATH (``path_dirs``), each on a free
+  port with its own state dir. With streams, each supervises its own RTSP server
   (scripts/rtsp-test-server, UDP) on free ports; with ``streams: []`` it runs none.
 * **Watching**: one WebSocket client on Home Assistant subscribed to ``state_changed`` (Home Assistant's own
   ``time_fired`` of each write is kept), and one WebSocket client on each agent that records its events
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import shutil
 import tempfile
@@ -79,6 +81,8 @@ class BenchAgent:
     name: str
     streams: list[dict[str, Any]] | None = field(default_factory=lambda: list(BENCH_STREAMS))
     telemetry: dict[str, float] = field(default_factory=dict)  # {} = the agent's defaults (5 s, 2 s)
+    root: Path | None = None  # a fixture tree standing for a Pi's / instead of the simulated Pi
+    path_dirs: tuple[Path, ...] = ()  # stand-in programs (e.g. rpicam-vid) found before the real ones
     port: int = field(default_factory=free_port)
     process: ManagedProcess | None = None
 
@@ -99,9 +103,11 @@ class BenchAgent:
             "listen": {"host": "127.0.0.1", "port": self.port},
             "state_dir": str(self.workdir / "state"),
             "zeroconf": {"enabled": False, "name": self.name},
-            "simulate": True,
+            "simulate": self.root is None,
             "telemetry": self.telemetry,
         }
+        if self.root is not None:
+            config["root"] = str(self.root)
         if self.streams is not None:
             config["streams"] = self.streams
         if self.streams != []:
@@ -122,10 +128,13 @@ class BenchAgent:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config_path = self.workdir / "config.yaml"
         config_path.write_text(json.dumps(self.config()) + "\n", encoding="utf-8")  # JSON is YAML
+        env = agent_env()
+        if self.path_dirs:
+            env["PATH"] = os.pathsep.join([*map(str, self.path_dirs), env.get("PATH", os.defpath)])
         self.process = ManagedProcess(
             [DEBIAN_PYTHON, "-m", "pi_stream_agent", "run", "--config", str(config_path)],
             self.workdir / "agent.log",
-            env=agent_env(),
+            env=env,
             cwd=REPO_ROOT,
         )
         self.process.start()
@@ -215,10 +224,20 @@ class HomeAssistantProcess:
     """A real Home Assistant in a temporary configuration directory, with a user and a long-lived token."""
 
     def __init__(
-        self, workdir: Path, components: tuple[str, ...] = (), integration: Path | None = None
+        self,
+        workdir: Path,
+        components: tuple[str, ...] = (),
+        integration: Path | None = None,
+        component_config: dict[str, str] | None = None,
+        onboarded: bool = False,
     ) -> None:
         self.workdir = workdir
         self.components = components  # more integrations to load (e.g. "stream" for HLS)
+        # YAML under a component's key, e.g. {"stream": "ll_hls: false"}; absent: the component's defaults
+        self.component_config = component_config or {}
+        # Every onboarding step but the user's marked done before the start, so that the frontend (when
+        # loaded) opens dashboards instead of the onboarding pages; the user is still created as below.
+        self.onboarded = onboarded
         self.integration = integration or REPO_ROOT / "custom_components" / DOMAIN
         self.config_dir = workdir / "ha-config"
         self.port = free_port()
@@ -248,10 +267,21 @@ class HomeAssistantProcess:
             "  unit_system: metric\n  time_zone: UTC\n"
             f"http:\n  server_host: 127.0.0.1\n  server_port: {self.port}\n"
             "api:\nconfig:\nwebsocket_api:\nonboarding:\nrecorder:\n"
-            + "".join(f"{component}:\n" for component in self.components)
+            + "".join(
+                f"{component}:\n" + _indent(self.component_config.get(component, ""))
+                for component in self.components
+            )
             + "logger:\n  default: warning\n",
             encoding="utf-8",
         )
+        if self.onboarded:
+            storage = self.config_dir / ".storage"
+            storage.mkdir(exist_ok=True)
+            steps = {"done": ["core_config", "analytics", "integration"]}
+            (storage / "onboarding").write_text(
+                json.dumps({"version": 4, "minor_version": 1, "key": "onboarding", "data": steps}),
+                encoding="utf-8",
+            )
 
     async def start(self, session: aiohttp.ClientSession, timeout_s: float = 180.0) -> None:
         if not HASS.exists():
@@ -383,6 +413,10 @@ class HomeAssistantProcess:
         }
 
 
+def _indent(yaml: str) -> str:
+    return "".join(f"  {line}\n" for line in yaml.splitlines())
+
+
 @contextlib.contextmanager
 def workdir(prefix: str, keep: bool = False) -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix=prefix))
@@ -401,8 +435,10 @@ async def home_assistant(
     path: Path,
     components: tuple[str, ...] = (),
     integration: Path | None = None,
+    component_config: dict[str, str] | None = None,
+    onboarded: bool = False,
 ) -> AsyncIterator[HomeAssistantProcess]:
-    ha = HomeAssistantProcess(path, components, integration)
+    ha = HomeAssistantProcess(path, components, integration, component_config, onboarded)
     try:
         await ha.start(session)
         yield ha
