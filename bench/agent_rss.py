@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import json
+import sys
 import tempfile
 import time
 import urllib.request
@@ -89,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     with (
         tempfile.TemporaryDirectory(prefix="pi-stream-bench-rss-") as tmp,
         rtsp_server(Path(tmp)) as server,
-        stream_agent(StreamAgentSpec(streams=STREAMS, simulate=False), server, Path(tmp) / "streams") as busy,
-        agents(SPECS, Path(tmp)) as handles,
+        stream_agent(StreamAgentSpec(streams=STREAMS, simulate=False), server, Path(tmp) / "streams") as cams,
+        agents(SPECS, Path(tmp)) as plain,
     ):
-        handles = [*handles, AgentHandle(busy.process, busy.port, busy.token, "real_root_streams")]
+        handles = [*plain, AgentHandle(cams.process, cams.port, cams.token, "real_root_streams")]
         time.sleep(args.settle)
         results["stream_states"] = {h.label: stream_states(h) for h in handles}
         idle = {
