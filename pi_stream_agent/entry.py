@@ -3,10 +3,11 @@
 
 The agent never speaks TLS: its API is plain HTTP on the LAN (docs/api.md) and ``rtsps://`` is ffmpeg's
 and MediaMTX's business, not Python's. Yet ``asyncio`` and ``aiohttp`` import ``ssl`` at start only to
-offer it, which loads OpenSSL's TLS half and sets up its tables: 1.2–1.8 MiB of the agent's resident
-memory (docs/benchmarks.md, "Agent memory"). Both libraries, like ``http.client`` and ``urllib``, are
-written for a Python built without ``ssl`` and carry on when its import fails, so the entry point makes it
-fail. Library users (the tests, the benchmarks) import ``pi_stream_agent.cli`` instead and keep ``ssl``.
+offer it, which loads OpenSSL's TLS half and sets up its tables: over a megabyte of the agent's resident
+memory (measured in docs/benchmarks.md, "Agent memory"). Both libraries, like ``http.client`` and
+``urllib``, are written for a Python built without ``ssl`` and carry on when its import fails, so the entry
+point makes it fail. Library users (the tests, the benchmarks) import ``pi_stream_agent.cli`` instead and
+keep ``ssl``.
 """
 
 from __future__ import annotations

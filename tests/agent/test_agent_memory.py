@@ -27,7 +27,7 @@ def mapped_files(pid: int) -> set[str]:
 
 def test_running_agent_serves_without_loading_the_tls_libraries(tmp_path: Path) -> None:
     """asyncio and aiohttp import ``ssl`` only to offer TLS, which the agent never speaks; the entry point
-    keeps it out (1.2-1.8 MiB of RSS). A simulated Pi, so its streams and the API all run."""
+    keeps it out (docs/benchmarks.md, "Agent memory"). A simulated Pi, so its streams and the API all run."""
     state = tmp_path / "state"
     agent = start_agent(
         "--simulate", "--listen", "127.0.0.1", "--port", "0", "--state-dir", state, "--no-zeroconf",
