@@ -1,9 +1,13 @@
 """What each library the agent imports costs in memory: RSS and PSS after importing them one by one, and
-the top of ``python3 -X importtime -m pi_stream_agent --help``'s cumulative import times.
+the top of ``python3 -X importtime``'s cumulative import times for the agent's modules.
 
-Each step runs in a fresh child of Debian's /usr/bin/python3 that imports the libraries of every step up
-to it, then reads its own /proc/self/status and smaps_rollup, so a step's cost is the difference to the
-step before (shared libraries pulled in by one step are not counted again by the next).
+Each step runs in a fresh child of Debian's /usr/bin/python3 that first does what the agent's entry point
+does (pi_stream_agent/entry.py: ``ssl`` refused), imports the libraries of every step up to it, then reads
+its own /proc/self/status and smaps_rollup, so a step's cost is the difference to the step before (shared
+libraries pulled in by one step are not counted again by the next). The last step is what ``run`` loads
+with zeroconf off. Then each extra is measured on top of that last step alone: zeroconf (loaded when the
+agent announces itself, the default on a Pi), ``ssl`` (what the entry point leaves out) and psutil (which
+the agent does not import).
 
     /usr/bin/python3 -m bench.agent_imports [--json FILE]
 """
@@ -25,14 +29,21 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("asyncio", ("asyncio",)),
     ("yaml", ("yaml",)),
     ("voluptuous", ("voluptuous",)),
-    ("psutil", ("psutil",)),
     ("aiohttp.web", ("aiohttp.web",)),
-    ("zeroconf", ("zeroconf",)),
     ("the agent's modules", ("pi_stream_agent.agent", "pi_stream_agent.cli")),
+)
+# Each measured on top of the last step, alone. "ssl" lets the child import it (the entry point does not).
+EXTRAS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("zeroconf (when announcing)", ("zeroconf", "pi_stream_agent.zeroconf_ad")),
+    ("ssl (left out by entry.py)", ("ssl",)),
+    ("psutil (not imported)", ("psutil",)),
 )
 
 _CHILD = """
 import importlib, json, sys
+if "ssl" not in sys.argv[1:]:
+    from pi_stream_agent.entry import leave_out_tls
+    leave_out_tls()
 for name in sys.argv[1:]:
     importlib.import_module(name)
 def fields(path):
@@ -49,20 +60,29 @@ print(json.dumps({"rss": status["VmRSS"], "rss_anon": status["RssAnon"], "rss_fi
 """
 
 
+def measure(modules: list[str]) -> dict[str, int]:
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, *modules], capture_output=True, text=True, check=True, env=agent_env()
+    )
+    kib: dict[str, int] = json.loads(out.stdout)
+    return kib
+
+
 def steps() -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     modules: list[str] = []
     for label, names in STEPS:
         modules.extend(names)
-        out = subprocess.run(
-            [sys.executable, "-c", _CHILD, *modules],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=agent_env(),
-        )
-        results.append({"after": label, "modules": list(modules), "kib": json.loads(out.stdout)})
+        results.append({"after": label, "modules": list(modules), "kib": measure(modules)})
     return results
+
+
+def extras(base: list[str]) -> list[dict[str, Any]]:
+    """Each extra on top of ``base`` (the agent's running set) alone."""
+    return [
+        {"after": label, "modules": [*base, *names], "kib": measure([*base, *names])}
+        for label, names in EXTRAS
+    ]
 
 
 _IMPORTTIME = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")
@@ -72,7 +92,9 @@ def import_times(top: int) -> list[dict[str, Any]]:
     """Per top-level package (``aiohttp``, ``yaml``, …), the cumulative import time (µs) of its outermost
     import: what importing it cost, the packages it pulled in first included."""
     out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import pi_stream_agent.agent, pi_stream_agent.cli"],
+        [sys.executable, "-X", "importtime", "-c",
+         "from pi_stream_agent.entry import leave_out_tls; leave_out_tls(); "
+         "import pi_stream_agent.agent, pi_stream_agent.cli"],
         capture_output=True, text=True, check=True, env=agent_env(),
     )  # fmt: skip
     largest: dict[str, int] = {}
@@ -85,6 +107,20 @@ def import_times(top: int) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: -row["cumulative_us"])[:top]
 
 
+def print_step(step: dict[str, Any], previous: dict[str, int] | None) -> None:
+    kib = step["kib"]
+    delta = (
+        ""
+        if previous is None
+        else f"  ({(kib['rss'] - previous['rss']) / 1024:+4.1f} MiB RSS, "
+        f"{(kib['pss'] - previous['pss']) / 1024:+4.1f} MiB PSS)"
+    )
+    print(
+        f"  after {step['after']:<28} RSS {kib['rss'] / 1024:5.1f} MiB "
+        f"(anon {kib['rss_anon'] / 1024:5.1f}), PSS {kib['pss'] / 1024:5.1f} MiB{delta}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -93,21 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     add_json_argument(parser)
     args = parser.parse_args(argv)
     stepped = steps()
+    extra = extras(stepped[-1]["modules"])
     previous = None
     for step in stepped:
-        kib = step["kib"]
-        delta = (
-            ""
-            if previous is None
-            else f"  (+{(kib['rss'] - previous['rss']) / 1024:4.1f} MiB RSS, "
-            f"+{(kib['pss'] - previous['pss']) / 1024:4.1f} MiB PSS)"
-        )
-        print(
-            f"  after {step['after']:<20} RSS {kib['rss'] / 1024:5.1f} MiB "
-            f"(anon {kib['rss_anon'] / 1024:5.1f}), "
-            f"PSS {kib['pss'] / 1024:5.1f} MiB{delta}"
-        )
-        previous = kib
+        print_step(step, previous)
+        previous = step["kib"]
+    print("  on top of the agent's modules, each alone:")
+    for step in extra:
+        print_step(step, stepped[-1]["kib"])
     times = import_times(args.top)
     print("  -X importtime, packages by the cumulative time of their outermost import:")
     for row in times:
@@ -117,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "command": "python3 -m bench.agent_imports " + " ".join(argv or sys.argv[1:]),
             "steps": stepped,
+            "extras_on_top_of_the_last_step": extra,
             "import_times_top": times,
         },
     )

@@ -4,7 +4,8 @@ Packages: ``telemetry/`` (hardware health readers), ``discovery/`` (cameras and 
 (stream configuration, publishers and their supervision), ``api/`` (the authenticated HTTP + WebSocket
 API, docs/api.md), ``simulation/`` (a plausible Pi 4 on any machine).
 
-Modules: ``agent.py`` starts and stops it all; ``cli.py`` is the command line (``__main__.py`` its entry);
+Modules: ``agent.py`` starts and stops it all; ``cli.py`` is the command line; ``entry.py`` the program's
+entry point (``__main__.py``, ``/usr/bin/pi-stream-agent``), which keeps the unused TLS libraries out first;
 ``config.py`` the config file's schema, with ``rtsp_config.py`` for its ``rtsp:`` section and
 ``yamlfile.py`` for reading YAML (both the config file and ``streams.yaml``); ``paths.py`` the default file
 locations; ``credentials.py`` the API token; ``identity.py`` the stable agent id; ``events.py`` the
