@@ -95,6 +95,9 @@ class SupervisorHooks:
     # the start then fails like a spawn that failed.
     pipeline_starting: Callable[[StreamConfig, PipelineSpec], Awaitable[None]] | None = None
     pipeline_ended: Callable[[str], None] = lambda stream_id: None
+    # Whether the stream's sound device is there now (a stream running without sound restarts for it only
+    # then: the event of its own card going away must not cost the video a second restart).
+    sound_available: Callable[[StreamConfig], bool] = lambda config: True
 
 
 @dataclass
@@ -145,6 +148,7 @@ class StreamSupervisor:
         # Sound: why the stream runs video-only after its sound device failed to open (busy or gone), until
         # the devices change or the config does; and the detector fed from the publisher's level meter.
         self._audio_blocked: str | None = None
+        self._sound_lost_stop = False  # the publisher is being stopped because its sound card failed
         self.audio_status: AudioStatus = AUDIO_OFF
         self._sound = SoundDetector()
 
@@ -201,7 +205,11 @@ class StreamSupervisor:
         if self.config.audio is None:
             return
         self._audio_blocked = None
-        if self.audio_status.state != "on" and self.state in (StreamState.RUNNING, StreamState.STARTING):
+        if (
+            self.audio_status.state != "on"
+            and self.state in (StreamState.RUNNING, StreamState.STARTING)
+            and self._hooks.sound_available(self.config)
+        ):
             self._wanted.restart = True
         self._poke()
 
@@ -357,6 +365,8 @@ class StreamSupervisor:
                 now = time.monotonic()
                 progress = process.progress
                 self._feed_sound(progress.sound_levels)
+                if progress.sound_lost is not None and self.audio_status.state == "on":
+                    return await self._lose_sound(process, progress.sound_lost)
                 if progress.updated_at is not None:
                     if self.state is not StreamState.RUNNING:
                         self.running_since = self._hooks.clock()
@@ -374,6 +384,15 @@ class StreamSupervisor:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await future
 
+    async def _lose_sound(self, process: PipelineProcess, reason: str) -> tuple[ExitInfo, bool]:
+        """The sound card failed under a running publisher (unplugged): ffmpeg goes on with the video, but
+        its muxer holds the pictures back waiting for sound. Restart at once without sound; the card's
+        hot-plug event (:meth:`audio_devices_changed`) brings it back."""
+        self._audio_blocked = reason
+        self._sound_lost_stop = True
+        self.log.append("agent", f"sound lost: {reason} Restarting without sound.")
+        return await process.stop(), False
+
     async def _stall(self, process: PipelineProcess, why: str) -> tuple[ExitInfo, bool]:
         self.log.append("agent", f"stalled: {why}; restarting")
         self._set_state(StreamState.STALLED, ExitCause.STALLED, f"stalled: {why}")
@@ -383,8 +402,10 @@ class StreamSupervisor:
     async def _after_exit(self, info: ExitInfo, stalled: bool) -> None:
         self.running_since = None
         if info.requested and not stalled:
-            # Stopped by a command: the loop decides what comes next (stopped, restart, new config…).
-            self.log.append("agent", "stopped on request")
+            # Stopped by a command (or for lost sound, already logged): the loop decides what comes next.
+            if not self._sound_lost_stop:
+                self.log.append("agent", "stopped on request")
+            self._sound_lost_stop = False
             return
         self._end_sound()
         reason = alsa_failure(list(info.log_tail)) if self.audio_status.state == "on" else None

@@ -1,10 +1,14 @@
 """Sound through the whole agent (simulated Pi: its USB HDMI card has an MS2109 sound card in /proc/asound):
 the capture stand-in turns the ALSA input into a tone; a busy card leaves the stream running video-only with
-a reason; a loud tone then silence gives a sound start and end over the event bus."""
+a reason; a loud tone then silence gives a sound start and end over the event bus; a sound card unplugged
+while the stream runs (a fixture tree whose /proc/asound and /dev/snd entries go and come back) leaves the
+video running without sound, and its sound returns when the card is plugged back."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +16,10 @@ from typing import Any
 import pytest
 
 from pi_stream_agent.events import Event
+from pi_stream_agent.simulation.devices import SIMULATED_CARD, write_usb_sound_card
+from pi_stream_agent.streams.audio import NOT_CONNECTED
+from tests.agent.helpers import FixtureTree
+from tests.agent.pi_trees import PI4_CARD, build_pi4_platform
 from tests.agent.rtsp import RtspServer
 from tests.agent.test_stream_audio import ffprobe_streams
 from tests.agent.test_streams_e2e import (  # noqa: F401  (fixtures)
@@ -97,3 +105,85 @@ async def test_an_edit_without_audio_keeps_the_sound_and_null_ends_it(
     assert kept.audio is not None and kept.audio.codec == "opus" and kept.fps == 10
     ended, _ = await agent.streams.upsert(test_stream("cam", audio=None))
     assert ended.audio is None
+
+
+def _plug_sound_card(tree: FixtureTree) -> None:
+    """A USB microphone (the MS2109's sound interface alone) in the Pi 4's port 1.3, as ALSA lists it."""
+    write_usb_sound_card(tree.base, tree.base / PI4_CARD.usb_dir, SIMULATED_CARD)
+
+
+def _unplug_sound_card(tree: FixtureTree) -> None:
+    """What the kernel does when the card goes: card 1 leaves /proc/asound, its PCM node leaves /dev/snd."""
+    asound = tree.base / "proc/asound"
+    (asound / "cards").write_text(
+        " 0 [Headphones     ]: bcm2835_headpho - bcm2835 Headphones\n"
+        "                      bcm2835 Headphones\n"
+    )
+    (asound / "pcm").write_text("00-00: bcm2835 Headphones : bcm2835 Headphones : playback 8\n")
+    shutil.rmtree(asound / "card1")
+    (tree.base / "sys/class/sound/card1/device").unlink()
+    (tree.base / "dev/snd/pcmC1D0c").unlink()  # the node whose removal the hot-plug watch sees
+
+
+async def _wait_audio(agent: Any, state: str, timeout_s: float = 20.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = agent.streams.status("cam", reader_host="127.0.0.1")
+        if status["state"] == "running" and status["audio"]["state"] == state:
+            return status
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"sound never {state}; last status {status}")
+
+
+async def test_sound_card_unplugged_mid_stream_leaves_the_video_and_comes_back_when_plugged(
+    tmp_path: Path,
+    rtsp_server: RtspServer,
+    start_agent: AgentFactory,  # noqa: F811
+    standins: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Unplugged while ffmpeg reads it, a USB sound card fails snd_pcm_readi() with ENODEV and ffmpeg 5.1
+    logs "ALSA read error: No such device" (libavdevice/alsa_dec.c audio_read_packet; the same line is
+    quoted as the symptom of a USB capture device lost mid-stream in a public troubleshooting page of an
+    SRT capture setup, beside "ioctl(VIDIOC_DQBUF): No such device"), then goes on with the video while its
+    muxer holds it back waiting for sound. The capture stand-in prints those lines and ends its sound when
+    the card's PCM node goes; the real ffmpeg does the rest."""
+    tree = FixtureTree(tmp_path / "root")
+    build_pi4_platform(tree)
+    _plug_sound_card(tree)
+    launches = tmp_path / "launches.jsonl"
+    monkeypatch.setenv("CAPTURE_STANDIN_ROOT", str(tree.base))
+    monkeypatch.setenv("CAPTURE_STANDIN_LOG", str(launches))
+    stream = test_stream("cam", audio={"device": SIMULATED_MIC})
+    config = make_config(tmp_path, rtsp_server, [stream], simulate=False, root=tree.base)
+    agent = await start_agent(config)
+    assert agent.streams is not None
+    status = await _wait_audio(agent, "on")
+    url = f"{rtsp_server.read_base}/cam"
+    assert await asyncio.to_thread(ffprobe_streams, url) == ["audio:aac", "video:h264"]
+    first_pid = status["pids"]["ffmpeg"]
+
+    _unplug_sound_card(tree)
+    status = await _wait_audio(agent, "unavailable")
+    # Back within the normal back-off (at once: a lost sound card is not a failed publisher), video only,
+    # saying why in the same words as a sound card that is missing when the stream starts.
+    assert status["pids"]["ffmpeg"] != first_pid
+    assert status["audio"]["state"] == "unavailable" and status["audio"]["reason"] == NOT_CONNECTED
+    assert status["restart_count"] == 0 and status["last_exit"] is None
+    assert status["sound_level_dbfs"] is None
+    log = [(entry["process"], entry["line"]) for entry in agent.streams.logs("cam", 100)]
+    assert ("ffmpeg", "[alsa @ 0x55d0c1a3c400] ALSA read error: No such device") in log
+    assert ("agent", f"sound lost: {NOT_CONNECTED} Restarting without sound.") in log
+    assert await asyncio.to_thread(ffprobe_streams, url) == ["video:h264"]
+    await asyncio.sleep(2)  # the card's removal event (hot-plug) must not cost the video a second restart
+    steady = agent.streams.status("cam", reader_host="127.0.0.1")
+    assert steady["pids"]["ffmpeg"] == status["pids"]["ffmpeg"] and steady["audio"]["state"] == "unavailable"
+
+    _plug_sound_card(tree)  # plugged back: the hot-plug event brings the sound back with one restart
+    status = await _wait_audio(agent, "on")
+    assert status["audio"] == {"state": "on", "device": SIMULATED_MIC, "codec": "aac", "reason": None}
+    assert await asyncio.to_thread(ffprobe_streams, url) == ["audio:aac", "video:h264"]
+    runs = [json.loads(line) for line in launches.read_text().splitlines()]
+    publishers = [argv for argv in runs if "-progress" in argv or "rtsp" in " ".join(argv)]
+    assert ["alsa" in argv for argv in publishers] == [True, False, True], publishers
