@@ -80,6 +80,9 @@ class AudioInput:
     device_id: str
     alsa: str  # hw:CARD=MS2109,DEV=0
     config: AudioConfig
+    # A simulated Pi's sound card exists only on paper (like its encoder): the host has no such card, so
+    # the publisher takes ffmpeg's audio test source instead (:func:`alsa_input_args`).
+    simulated: bool = False
 
 
 # ------------------------------------------------------------------------------------------- config
@@ -238,9 +241,28 @@ def resolve_audio(
 # ------------------------------------------------------------------------------------------- ffmpeg
 
 
+# What a simulated sound card hears: a 440 Hz beep (-21 dBFS) for 4 s every 20 s over a quiet hum
+# (-61 dBFS), so the level moves and, with the default threshold (-30 dBFS, 1 s), sound starts and ends.
+SIMULATED_BEEP_EVERY_S = 20
+SIMULATED_BEEP_S = 4
+
+
+def simulated_source(config: AudioConfig) -> str:
+    """The lavfi graph a simulated sound card's sound comes from."""
+    layout = "stereo" if config.channels == 2 else "mono"
+    volume = f"if(lt(mod(t,{SIMULATED_BEEP_EVERY_S}),{SIMULATED_BEEP_S}),1,0.01)"
+    return (
+        f"sine=frequency=440:sample_rate={config.sample_rate},volume=volume='{volume}':eval=frame,"
+        f"aformat=channel_layouts={layout}"
+    )
+
+
 def alsa_input_args(audio: AudioInput) -> list[str]:
     """The ALSA input, after the video input (so it is input 1). thread_queue_size: ALSA delivers small
     periods; the default queue of 8 packets drops sound while the video encoder is busy."""
+    if audio.simulated:
+        # -re: generated at the pace a card would deliver it, like the test patterns.
+        return ["-re", "-f", "lavfi", "-i", simulated_source(audio.config)]
     return [
         "-f",
         "alsa",

@@ -22,6 +22,7 @@ from pi_stream_agent.streams.audio import (
     AudioStatus,
     SoundDetector,
     alsa_failure,
+    alsa_input_args,
     is_meter_line,
     parse_audio,
     parse_level_line,
@@ -241,3 +242,10 @@ async def test_a_stream_without_its_sound_restarts_for_a_card_event_only_when_th
     supervisor.audio_status = AudioStatus("unavailable", None, "aac", NOT_CONNECTED)
     supervisor.audio_devices_changed()
     assert supervisor._wanted.restart is restarts
+
+
+def test_a_simulated_sound_card_is_the_test_tone_not_alsa() -> None:
+    simulated = alsa_input_args(replace(MIC, simulated=True))
+    assert "alsa" not in simulated and simulated[:4] == ["-re", "-f", "lavfi", "-i"]
+    assert simulated[4].startswith("sine=frequency=440:sample_rate=48000,") and "mono" in simulated[4]
+    assert alsa_input_args(MIC)[:2] == ["-f", "alsa"] and alsa_input_args(MIC)[-1] == MIC.alsa

@@ -1,8 +1,10 @@
-"""Sound through the whole agent (simulated Pi: its USB HDMI card has an MS2109 sound card in /proc/asound):
-the capture stand-in turns the ALSA input into a tone; a busy card leaves the stream running video-only with
-a reason; a loud tone then silence gives a sound start and end over the event bus; a sound card unplugged
-while the stream runs (a fixture tree whose /proc/asound and /dev/snd entries go and come back) leaves the
-video running without sound, and its sound returns when the card is plugged back."""
+"""Sound through the whole agent: a fixture tree of a Pi 4 whose USB sound card (an MS2109 HDMI card's sound
+interface in port 1.3) is listed in /proc/asound, and the capture stand-in in front of the real ffmpeg turning
+the ALSA input into a tone. A busy card leaves the stream running video-only with a reason; a loud tone then
+silence gives a sound start and end over the event bus; a sound card unplugged while the stream runs (its
+/proc/asound and /dev/snd entries go and come back) leaves the video running without sound, and its sound
+returns when the card is plugged back. (A simulated Pi's card is stood in by the agent itself: test tones,
+see test_stream_audio.py.)"""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pi_stream_agent.config import AgentConfig
 from pi_stream_agent.events import Event
 from pi_stream_agent.simulation.devices import SIMULATED_CARD, write_usb_sound_card
 from pi_stream_agent.streams.audio import NOT_CONNECTED
@@ -31,7 +34,16 @@ from tests.agent.test_streams_e2e import (  # noqa: F401  (fixtures)
     wait_state,
 )
 
-SIMULATED_MIC = "alsa-usb-0000:01:00.0-1.3"
+SIMULATED_MIC = "alsa-usb-0000:01:00.0-1.3"  # the simulated Pi's card, here in a fixture tree
+
+
+def _config_with_sound_card(
+    tmp_path: Path, rtsp_server: RtspServer, streams: list[dict[str, Any]]
+) -> AgentConfig:
+    tree = FixtureTree(tmp_path / "root")
+    build_pi4_platform(tree)
+    _plug_sound_card(tree)
+    return make_config(tmp_path, rtsp_server, streams, simulate=False, root=tree.base)
 
 
 async def test_busy_sound_card_leaves_the_video_running_and_says_why(
@@ -43,7 +55,7 @@ async def test_busy_sound_card_leaves_the_video_running_and_says_why(
 ) -> None:
     monkeypatch.setenv("CAPTURE_STANDIN_ALSA", "busy")
     stream = test_stream("cam", audio={"device": SIMULATED_MIC})
-    agent = await start_agent(make_config(tmp_path, rtsp_server, [stream]))
+    agent = await start_agent(_config_with_sound_card(tmp_path, rtsp_server, [stream]))
     status = await wait_state(agent, "cam", {"running"})
     assert status["audio"] == {
         "state": "unavailable",
@@ -63,8 +75,8 @@ async def test_sound_is_published_measured_and_detected(
 ) -> None:
     monkeypatch.setenv("CAPTURE_STANDIN_ALSA", "tone-then-silence")
     settings = {"sound_detection": True, "sound_threshold_dbfs": -30, "sound_min_duration_s": 1}
-    stream = test_stream("cam", audio={"device": "alsa-usb-0000:01:00.0-1.3"}, settings=settings)
-    agent = await start_agent(make_config(tmp_path, rtsp_server, [stream]))
+    stream = test_stream("cam", audio={"device": SIMULATED_MIC}, settings=settings)
+    agent = await start_agent(_config_with_sound_card(tmp_path, rtsp_server, [stream]))
     sounds: list[dict[str, Any]] = []
 
     def keep(event: Event) -> None:
@@ -99,7 +111,7 @@ async def test_an_edit_without_audio_keeps_the_sound_and_null_ends_it(
     standins: None,  # noqa: F811
 ) -> None:
     stream = test_stream("cam", audio={"device": SIMULATED_MIC, "codec": "opus"})
-    agent = await start_agent(make_config(tmp_path, rtsp_server, [stream]))
+    agent = await start_agent(_config_with_sound_card(tmp_path, rtsp_server, [stream]))
     assert agent.streams is not None
     kept, _ = await agent.streams.upsert(test_stream("cam", fps=10))  # a form that knows nothing of sound
     assert kept.audio is not None and kept.audio.codec == "opus" and kept.fps == 10
@@ -150,14 +162,11 @@ async def test_sound_card_unplugged_mid_stream_leaves_the_video_and_comes_back_w
     muxer holds it back waiting for sound. The capture stand-in prints those lines and ends its sound when
     the card's PCM node goes; the real ffmpeg does the rest."""
     tree = FixtureTree(tmp_path / "root")
-    build_pi4_platform(tree)
-    _plug_sound_card(tree)
     launches = tmp_path / "launches.jsonl"
     monkeypatch.setenv("CAPTURE_STANDIN_ROOT", str(tree.base))
     monkeypatch.setenv("CAPTURE_STANDIN_LOG", str(launches))
     stream = test_stream("cam", audio={"device": SIMULATED_MIC})
-    config = make_config(tmp_path, rtsp_server, [stream], simulate=False, root=tree.base)
-    agent = await start_agent(config)
+    agent = await start_agent(_config_with_sound_card(tmp_path, rtsp_server, [stream]))
     assert agent.streams is not None
     status = await _wait_audio(agent, "on")
     url = f"{rtsp_server.read_base}/cam"
@@ -187,3 +196,26 @@ async def test_sound_card_unplugged_mid_stream_leaves_the_video_and_comes_back_w
     runs = [json.loads(line) for line in launches.read_text().splitlines()]
     publishers = [argv for argv in runs if "-progress" in argv or "rtsp" in " ".join(argv)]
     assert ["alsa" in argv for argv in publishers] == [True, False, True], publishers
+
+
+async def test_a_simulated_pis_sound_card_beeps_so_the_sound_can_be_seen_working(
+    tmp_path: Path,
+    rtsp_server: RtspServer,
+    start_agent: AgentFactory,  # noqa: F811
+) -> None:
+    """No stand-in: the simulated Pi's card exists only on paper, so the agent itself gives the publisher
+    ffmpeg's test tone for it, a beep that comes and goes (the demo's sound sensors move)."""
+    settings = {"sound_detection": True, "sound_threshold_dbfs": -30, "sound_min_duration_s": 1}
+    stream = test_stream("cam", audio={"device": SIMULATED_MIC}, settings=settings)
+    agent = await start_agent(make_config(tmp_path, rtsp_server, [stream]))  # simulate=True
+    sounds: list[dict[str, Any]] = []
+    agent.bus.subscribe(lambda event: sounds.append(event.data) if event.type == "sound" else None)
+    status = await _wait_audio(agent, "on")
+    assert status["audio"] == {"state": "on", "device": SIMULATED_MIC, "codec": "aac", "reason": None}
+    found = await asyncio.to_thread(ffprobe_streams, f"{rtsp_server.read_base}/cam")
+    assert found == ["audio:aac", "video:h264"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(sounds) < 2:
+        await asyncio.sleep(0.1)
+    assert [s["state"] for s in sounds[:2]] == ["start", "end"], sounds
+    assert sounds[0]["level_dbfs"] > -30
