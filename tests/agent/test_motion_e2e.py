@@ -178,3 +178,27 @@ async def test_a_capture_cards_mjpeg_passed_through_is_analysed_at_reduced_size(
     assert (await wait_state(agent, "hdmi", {"running"}))["pids"] == status["pids"]
     main = await asyncio.to_thread(probe, f"{rtsp_server.read_base}/hdmi")
     assert (main["codec_name"], main["width"], main["height"]) == ("mjpeg", 640, 480)
+
+
+async def test_the_passerby_pattern_is_still_then_moves_then_is_still(
+    tmp_path: Path,
+    rtsp_server: RtspServer,
+    start_agent: AgentFactory,  # noqa: F811
+) -> None:
+    """The test pattern a newcomer (and the demo's simulated garage) tries motion detection with: colour
+    bars, and from 10 s into every 30 s a figure crossing them for 6 s."""
+    agent = await start_agent(make_config(tmp_path, rtsp_server, [_motion_stream("yard", "passerby")]))
+    _, headers = api(agent)
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.ws_connect(f"http://127.0.0.1:{agent.port}/api/v1/ws") as ws:
+            status = await wait_state(agent, "yard", {"running"})
+            start = await receive_until(
+                ws, lambda m: m["type"] == "event" and m["event"]["type"] == "motion", 30
+            )
+            end = await receive_until(
+                ws, lambda m: m["type"] == "event" and m["event"]["type"] == "motion", 20
+            )
+    first, last = start["event"]["data"], end["event"]["data"]
+    assert (first["state"], last["state"]) == ("start", "end")
+    assert first["started_at"] - status["running_since"] > 5  # nothing while the bars stood still
+    assert last["started_at"] == first["started_at"] and last["ended_at"] > last["started_at"]
