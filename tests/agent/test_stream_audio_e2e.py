@@ -12,11 +12,13 @@ import asyncio
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pi_stream_agent.agent import SIMULATED_SOUND_DEVICE
 from pi_stream_agent.config import AgentConfig
 from pi_stream_agent.events import Event
 from pi_stream_agent.simulation.devices import SIMULATED_CARD, write_usb_sound_card
@@ -219,3 +221,22 @@ async def test_a_simulated_pis_sound_card_beeps_so_the_sound_can_be_seen_working
         await asyncio.sleep(0.1)
     assert [s["state"] for s in sounds[:2]] == ["start", "end"], sounds
     assert sounds[0]["level_dbfs"] > -30
+
+
+async def test_a_simulated_pis_own_cameras_show_sound_and_motion(
+    tmp_path: Path,
+    rtsp_server: RtspServer,
+    start_agent: AgentFactory,  # noqa: F811
+) -> None:
+    """No streams configured: the simulated Pi's two cameras (what the demo shows a newcomer), the front door
+    with the simulated card's sound and sound detection, the garage with motion detection."""
+    agent = await start_agent(replace(make_config(tmp_path, rtsp_server, []), streams=None))
+    assert agent.streams is not None
+    devices = [device["id"] for device in agent.registry.to_json()["audio_devices"]]
+    assert SIMULATED_SOUND_DEVICE in devices
+    front = await wait_state(agent, "front_door", {"running"})
+    assert front["audio"]["state"] == "on" and front["config"]["settings"]["sound_detection"] is True
+    garage = await wait_state(agent, "garage", {"running"})
+    assert garage["motion"] is not None and garage["config"]["source"]["pattern"] == "passerby"
+    found = await asyncio.to_thread(ffprobe_streams, f"{rtsp_server.read_base}/front_door")
+    assert found == ["audio:aac", "video:h264"]
