@@ -129,7 +129,7 @@ TEST_PATTERNS: tuple[Word, ...] = (
     Word("yuvtestsrc", "YUV stripes"),
     Word("mandelbrot", "Mandelbrot zoom"),
     Word("life", "Game of Life"),
-    Word(PASSERBY, "Colour bars with someone passing by every 30 s (to try motion detection)"),
+    Word(PASSERBY, "Colour bars with a passer-by every 30 s (a motion test)"),
 )
 TEST_PATTERN_IDS: tuple[str, ...] = tuple(pattern.id for pattern in TEST_PATTERNS)
 DEFAULT_TEST_PATTERN = TEST_PATTERN_IDS[0]
