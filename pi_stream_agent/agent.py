@@ -49,7 +49,7 @@ _LOGGER = logging.getLogger(__name__)
 _AIOHTTP_VERSION = tuple(int(part) for part in aiohttp.__version__.split(".")[:2])
 
 # The simulated Pi's one sound card: its USB HDMI card's sound interface (simulation/devices.py), whose sound
-# is a beep every 20 s (streams/audio.py simulated_source). The id is the one discovery gives it.
+# is a beep every 30 s (streams/audio.py simulated_source). The id is the one discovery gives it.
 SIMULATED_SOUND_DEVICE = "alsa-usb-0000:01:00.0-1.3"
 
 # What a simulated Pi publishes when no streams are configured: two test-pattern cameras, one with a

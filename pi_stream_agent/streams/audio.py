@@ -241,10 +241,11 @@ def resolve_audio(
 # ------------------------------------------------------------------------------------------- ffmpeg
 
 
-# What a simulated sound card hears: a 440 Hz beep (-21 dBFS) for 4 s every 20 s over a quiet hum
-# (-61 dBFS), so the level moves and, with the default threshold (-30 dBFS, 1 s), sound starts and ends.
-SIMULATED_BEEP_EVERY_S = 20
-SIMULATED_BEEP_S = 4
+# What a simulated sound card hears: a 440 Hz tone (-21 dBFS) for 10 s every 30 s over a quiet hum
+# (-61 dBFS), so the level moves and, with the default threshold (-30 dBFS, 1 s), sound starts and ends. Ten
+# seconds: Home Assistant's sound level sensor writes at most every 10 s, so it shows each tone too.
+SIMULATED_BEEP_EVERY_S = 30
+SIMULATED_BEEP_S = 10
 
 
 def simulated_source(config: AudioConfig) -> str:
