@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.agent.test_cli import EXIT_CONFIG, EXIT_OK, run_cli
+from tests.agent.test_cli import EXIT_CONFIG, EXIT_OK, REPO_ROOT, cli_env, run_cli
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act for another user")
 
@@ -52,6 +52,30 @@ def _as_nobody() -> list[str]:
     return prefix
 
 
+def _run_as_nobody(*args: str | Path, beside: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m pi_stream_agent ARGS`` as nobody, from a copy of the agent in ``beside``: the checkout
+    may sit in a directory only root can enter (``mktemp -d`` makes them 0700), as /usr/lib's copy of the
+    package never does."""
+    prefix = _as_nobody()
+    copy = beside / "agent-copy"
+    shutil.copytree(
+        REPO_ROOT / "pi_stream_agent",
+        copy / "pi_stream_agent",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    for path in (copy, *copy.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return subprocess.run(
+        [*prefix, sys.executable, "-B", "-m", "pi_stream_agent", *map(str, args)],
+        cwd=copy,
+        env=cli_env({"PYTHONPATH": str(copy)}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @needs_root
 @pytest.mark.parametrize("rotate", [False, True], ids=["first-token", "rotate"])
 def test_token_made_by_root_belongs_to_the_agents_user(rotate: bool, agent_state_dir: Path) -> None:
@@ -65,8 +89,8 @@ def test_token_made_by_root_belongs_to_the_agents_user(rotate: bool, agent_state
     assert (token_file.stat().st_uid, token_file.stat().st_gid) == (_nobody().pw_uid, _nobody().pw_gid)
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     # The agent's user reads the same token.
-    as_agent = run_cli("token", "--state-dir", state, prefix=_as_nobody())
-    assert (as_agent.returncode, as_agent.stdout) == (EXIT_OK, done.stdout)
+    as_agent = _run_as_nobody("token", "--state-dir", state, beside=state.parent)
+    assert (as_agent.returncode, as_agent.stdout) == (EXIT_OK, done.stdout), as_agent.stderr
 
 
 @needs_root

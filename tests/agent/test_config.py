@@ -120,6 +120,7 @@ streams:
                 "substream": None,
                 "settings": {},
                 "v4l2_controls": {},
+                "audio": None,
                 "motion_region": None,
             },
         ),

@@ -140,7 +140,15 @@ async def test_entities_for_what_each_camera_has(
     document = init_integration.runtime_data.data.controls
     assert set(cam) == set(document["cam"]) and "autofocus" in cam and "lens_position" in cam
     assert set(card) == set(document["card"]) and "v4l2:brightness" in card
-    assert set(garage) == {"rotation", "hflip", "vflip"}  # a test pattern: no focus, no exposure
+    # A test pattern: no focus, no exposure; its orientation, and motion detection (any picture moves).
+    assert set(garage) == {
+        "rotation",
+        "hflip",
+        "vflip",
+        "motion_detection",
+        "motion_sensitivity",
+        "motion_min_duration_s",
+    }
     assert {control_id: entity.domain for control_id, entity in cam.items()} == {
         control_id: control["kind"] for control_id, control in document["cam"].items()
     }

@@ -289,6 +289,7 @@ async def test_add_a_test_pattern_stream(
         "substream": None,
         "settings": {},  # no rotation or flip chosen: the camera's defaults
         "v4l2_controls": {},
+        "audio": None,
         "motion_region": None,  # motion detection watches the whole picture
     }
     assert (await agent_streams(hass, agent))["porch"]["config"] == expected
@@ -358,6 +359,7 @@ async def test_agent_refusal_is_shown_at_its_field_and_can_be_fixed(
         "fps": 5.0,
         "bitrate": 100000,
         "rtsp_path": "porch_sub",
+        "audio": False,
     }
 
 
@@ -539,10 +541,12 @@ async def test_edit_a_stream(
             "fps": 4.0,
             "bitrate": 80000,
             "rtsp_path": "front_door_sub",
+            "audio": False,
         },
         # The form left the orientation as it was (none): no picture settings are stored.
         "settings": {},
         "v4l2_controls": {},
+        "audio": None,
         "motion_region": None,
     }
     assert (await agent_streams(hass, agent))["front_door"]["config"] == expected

@@ -116,6 +116,8 @@ async def give_garage_sound(hass: HomeAssistant, entry: MockConfigEntry, *, dete
         }
     )
     coordinator.async_stream_controls("garage", {"stream_id": "garage", "controls": controls})
+    # That re-reads the stream from the real agent (whose garage has no sound): let it land first.
+    await hass.async_block_till_done()
     audio = {"state": "on", "device": "usb_mic", "codec": "aac", "reason": None}
     await push_sample(hass, entry, "garage", audio=audio, sound_level_dbfs=-40.2)
 
