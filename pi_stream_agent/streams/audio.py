@@ -25,8 +25,9 @@ where :func:`parse_level_line` takes it out of the log. No second capture, no se
 
 A device that is missing or busy never stops the video: the stream runs video-only and
 :class:`AudioStatus` says why (see :func:`alsa_failure`). Nor does one unplugged while the stream runs: the
-publisher's "ALSA read error" (:func:`sound_lost`) makes the supervisor restart it without sound at once,
-and the card's hot-plug event brings the sound back with one more restart.
+card's hot-plug event or the publisher's "ALSA read error" (:func:`sound_lost`), whichever comes first,
+makes the supervisor restart it without sound at once, and the card's return brings the sound back with one
+more restart.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pi_stream_agent.events import EventBus
 from pi_stream_agent.streams.audio import (
     AUDIO_OFF,
+    NOT_CONNECTED,
     AudioStatus,
     SoundDetector,
     SoundEvent,
@@ -201,16 +202,20 @@ class StreamSupervisor:
         self._poke()
 
     def audio_devices_changed(self) -> None:
-        """A sound card came or went: a stream that wants sound and runs without it tries again."""
+        """A sound card came or went: a running stream restarts when that changes whether it can have its
+        sound — one that runs without it gets it back; one whose card went leaves it at once (ffmpeg would
+        say so too, "ALSA read error", but need not be waited for: a simulated card never says it)."""
         if self.config.audio is None:
             return
         self._audio_blocked = None
-        if (
-            self.audio_status.state != "on"
-            and self.state in (StreamState.RUNNING, StreamState.STARTING)
-            and self._hooks.sound_available(self.config)
+        on = self.audio_status.state == "on"
+        if self.state in (StreamState.RUNNING, StreamState.STARTING) and on != self._hooks.sound_available(
+            self.config
         ):
             self._wanted.restart = True
+            if on:
+                self._sound_lost_stop = True
+                self.log.append("agent", f"sound lost: {NOT_CONNECTED} Restarting without sound.")
         self._poke()
 
     def _poke(self) -> None:
@@ -291,6 +296,7 @@ class StreamSupervisor:
         await self._back_off(cause, message)
 
     async def _run_pipeline(self, spec: PipelineSpec) -> None:
+        self._sound_lost_stop = False  # about an earlier publisher, if it never reached _after_exit
         self.log.append("agent", f"starting: {' '.join(p.name for p in spec.processes)}")
         process = self._hooks.process_factory(
             spec,

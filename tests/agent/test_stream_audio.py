@@ -11,6 +11,7 @@ import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -215,12 +216,16 @@ def test_csi_relay_gets_the_sound_after_the_cameras_pipe() -> None:
     assert argv[argv.index("-c:v") + 1] == "copy" and argv[argv.index("-c:a") + 1] == "aac"
 
 
-@pytest.mark.parametrize(("present", "restarts"), [(False, False), (True, True)])
-async def test_a_stream_without_its_sound_restarts_for_a_card_event_only_when_the_card_is_there(
-    present: bool, restarts: bool
+@pytest.mark.parametrize(
+    ("sound", "present", "restarts"),
+    [("unavailable", False, False), ("unavailable", True, True), ("on", False, True), ("on", True, False)],
+)
+async def test_a_card_event_restarts_a_stream_only_when_it_changes_whether_the_sound_can_be_had(
+    sound: Literal["on", "unavailable"], present: bool, restarts: bool
 ) -> None:
-    """The event of the card's own unplugging may come after the publisher already restarted without sound:
-    it must not cost the video a second restart. Its plugging back must bring the sound."""
+    """The event of the card's own unplugging may come after the publisher already restarted without sound
+    (its "ALSA read error"): it must not cost the video a second restart. Its plugging back must bring the
+    sound; and a card gone from under a stream with sound ends its sound without waiting for ffmpeg."""
 
     async def reachable() -> bool:
         return True
@@ -239,9 +244,12 @@ async def test_a_stream_without_its_sound_restarts_for_a_card_event_only_when_th
     )
     supervisor = StreamSupervisor(config, hooks, EventBus())
     supervisor.state = StreamState.RUNNING
-    supervisor.audio_status = AudioStatus("unavailable", None, "aac", NOT_CONNECTED)
+    supervisor.audio_status = AudioStatus(sound, None, "aac", NOT_CONNECTED if sound != "on" else None)
     supervisor.audio_devices_changed()
     assert supervisor._wanted.restart is restarts
+    lost = [line for _, _, line in supervisor.log.tail() if line.startswith("sound lost")]
+    said = f"sound lost: {NOT_CONNECTED} Restarting without sound."
+    assert lost == ([said] if sound == "on" and restarts else [])
 
 
 def test_a_simulated_sound_card_is_the_test_tone_not_alsa() -> None:

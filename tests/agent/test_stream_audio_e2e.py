@@ -183,8 +183,8 @@ async def test_sound_card_unplugged_mid_stream_leaves_the_video_and_comes_back_w
     assert status["audio"]["state"] == "unavailable" and status["audio"]["reason"] == NOT_CONNECTED
     assert status["restart_count"] == 0 and status["last_exit"] is None
     assert status["sound_level_dbfs"] is None
+    # Whichever told the agent first, ffmpeg's read error or the card's hot-plug event: the same words.
     log = [(entry["process"], entry["line"]) for entry in agent.streams.logs("cam", 100)]
-    assert ("ffmpeg", "[alsa @ 0x55d0c1a3c400] ALSA read error: No such device") in log
     assert ("agent", f"sound lost: {NOT_CONNECTED} Restarting without sound.") in log
     assert await asyncio.to_thread(ffprobe_streams, url) == ["video:h264"]
     await asyncio.sleep(2)  # the card's removal event (hot-plug) must not cost the video a second restart
@@ -240,3 +240,35 @@ async def test_a_simulated_pis_own_cameras_show_sound_and_motion(
     assert garage["motion"] is not None and garage["config"]["source"]["pattern"] == "passerby"
     found = await asyncio.to_thread(ffprobe_streams, f"{rtsp_server.read_base}/front_door")
     assert found == ["audio:aac", "video:h264"]
+
+
+async def test_an_alsa_read_error_restarts_the_publisher_without_sound(
+    tmp_path: Path,
+    rtsp_server: RtspServer,
+    start_agent: AgentFactory,  # noqa: F811
+    standins: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ffmpeg's own word that its sound card went ("ALSA read error: No such device", the lines ffmpeg 5.1
+    prints, see the test above) is enough, before or without any hot-plug event: the card stays listed
+    here. Without the agent acting on it, ffmpeg would run on with the video held back by its muxer."""
+    tree = FixtureTree(tmp_path / "root")
+    launches = tmp_path / "launches.jsonl"
+    monkeypatch.setenv("CAPTURE_STANDIN_ROOT", str(tree.base))
+    monkeypatch.setenv("CAPTURE_STANDIN_LOG", str(launches))
+    monkeypatch.setenv("CAPTURE_STANDIN_ALSA_FAIL_AFTER", "3")
+    stream = test_stream("cam", audio={"device": SIMULATED_MIC})
+    agent = await start_agent(_config_with_sound_card(tmp_path, rtsp_server, [stream]))
+    assert agent.streams is not None
+    await _wait_audio(agent, "on")
+    status = await _wait_audio(agent, "unavailable")
+    assert status["audio"]["reason"] == NOT_CONNECTED
+    assert status["restart_count"] == 0 and status["last_exit"] is None
+    log = [(entry["process"], entry["line"]) for entry in agent.streams.logs("cam", 100)]
+    assert ("ffmpeg", "[alsa @ 0x55d0c1a3c400] ALSA read error: No such device") in log
+    assert ("agent", f"sound lost: {NOT_CONNECTED} Restarting without sound.") in log
+    assert ("agent", "stopped on request") not in log  # it was not a person's stop
+    assert await asyncio.to_thread(ffprobe_streams, f"{rtsp_server.read_base}/cam") == ["video:h264"]
+    runs = [json.loads(line) for line in launches.read_text().splitlines()]
+    publishers = [argv for argv in runs if "-progress" in argv]
+    assert ["alsa" in argv for argv in publishers] == [True, False], publishers
