@@ -641,6 +641,9 @@ class StreamSupervisor:
             and progress.sound_level_dbfs is not None
             and self.audio_status.state == "on"
             else None,
+            # Pushed with the numbers: a sound card that went or came back shows at once (clients that
+            # follow the WebSocket do not re-read the stream for it).
+            "audio": self._audio_json(),
         }
 
     def status(self) -> dict[str, Any]:
@@ -667,7 +670,7 @@ class StreamSupervisor:
             "pids": dict(self._process.pids) if self._process is not None else {},
             "publishers": stats["publishers"],
             "last_exit": self.last_exit.to_json() if self.last_exit is not None else None,
-            "audio": self._audio_json(),
+            "audio": stats["audio"],
             "sound_level_dbfs": stats["sound_level_dbfs"],
         }
 

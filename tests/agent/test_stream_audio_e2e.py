@@ -174,6 +174,8 @@ async def test_sound_card_unplugged_mid_stream_leaves_the_video_and_comes_back_w
     url = f"{rtsp_server.read_base}/cam"
     assert await asyncio.to_thread(ffprobe_streams, url) == ["audio:aac", "video:h264"]
     first_pid = status["pids"]["ffmpeg"]
+    pushed: list[dict[str, Any]] = []
+    agent.bus.subscribe(lambda event: pushed.append(event.data) if event.type == "stream_state" else None)
 
     _unplug_sound_card(tree)
     status = await _wait_audio(agent, "unavailable")
@@ -183,6 +185,8 @@ async def test_sound_card_unplugged_mid_stream_leaves_the_video_and_comes_back_w
     assert status["audio"]["state"] == "unavailable" and status["audio"]["reason"] == NOT_CONNECTED
     assert status["restart_count"] == 0 and status["last_exit"] is None
     assert status["sound_level_dbfs"] is None
+    # Pushed with the stream's numbers: a client following the WebSocket sees the sound go at once.
+    assert pushed[-1]["state"] == "running" and pushed[-1]["stats"]["audio"] == status["audio"]
     # Whichever told the agent first, ffmpeg's read error or the card's hot-plug event: the same words.
     log = [(entry["process"], entry["line"]) for entry in agent.streams.logs("cam", 100)]
     assert ("agent", f"sound lost: {NOT_CONNECTED} Restarting without sound.") in log
