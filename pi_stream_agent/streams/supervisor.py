@@ -149,7 +149,7 @@ class StreamSupervisor:
         # Sound: why the stream runs video-only after its sound device failed to open (busy or gone), until
         # the devices change or the config does; and the detector fed from the publisher's level meter.
         self._audio_blocked: str | None = None
-        self._sound_lost_stop = False  # the publisher is being stopped because its sound card failed
+        self._sound_lost_stop = False  # the publisher is being stopped for its sound (the reason is logged)
         self.audio_status: AudioStatus = AUDIO_OFF
         self._sound = SoundDetector()
 
@@ -213,9 +213,11 @@ class StreamSupervisor:
             self.config
         ):
             self._wanted.restart = True
+            self._sound_lost_stop = True  # the restart's reason is logged here, not as "stopped on request"
             if on:
-                self._sound_lost_stop = True
                 self.log.append("agent", f"sound lost: {NOT_CONNECTED} Restarting without sound.")
+            else:
+                self.log.append("agent", "sound device connected: restarting with sound.")
         self._poke()
 
     def _poke(self) -> None:

@@ -25,7 +25,7 @@ from pi_stream_agent.simulation.devices import SIMULATED_CARD, write_usb_sound_c
 from pi_stream_agent.streams.audio import NOT_CONNECTED
 from tests.agent.helpers import FixtureTree
 from tests.agent.pi_trees import PI4_CARD, build_pi4_platform
-from tests.agent.rtsp import RtspServer
+from tests.agent.rtsp import RtspServer, wait_readable
 from tests.agent.test_stream_audio import ffprobe_streams
 from tests.agent.test_streams_e2e import (  # noqa: F401  (fixtures)
     AgentFactory,
@@ -139,6 +139,13 @@ def _unplug_sound_card(tree: FixtureTree) -> None:
     (tree.base / "dev/snd/pcmC1D0c").unlink()  # the node whose removal the hot-plug watch sees
 
 
+async def _published(url: str) -> list[str]:
+    """The streams of a published path, once a new publisher's path is readable again (right after a
+    restart the server may not have it yet)."""
+    await asyncio.to_thread(wait_readable, url, 20.0)
+    return await _published(url)
+
+
 async def _wait_audio(agent: Any, state: str, timeout_s: float = 20.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     status: dict[str, Any] = {}
@@ -172,7 +179,7 @@ async def test_sound_card_unplugged_mid_stream_leaves_the_video_and_comes_back_w
     assert agent.streams is not None
     status = await _wait_audio(agent, "on")
     url = f"{rtsp_server.read_base}/cam"
-    assert await asyncio.to_thread(ffprobe_streams, url) == ["audio:aac", "video:h264"]
+    assert await _published(url) == ["audio:aac", "video:h264"]
     first_pid = status["pids"]["ffmpeg"]
     pushed: list[dict[str, Any]] = []
     agent.bus.subscribe(lambda event: pushed.append(event.data) if event.type == "stream_state" else None)
@@ -190,7 +197,7 @@ async def test_sound_card_unplugged_mid_stream_leaves_the_video_and_comes_back_w
     # Whichever told the agent first, ffmpeg's read error or the card's hot-plug event: the same words.
     log = [(entry["process"], entry["line"]) for entry in agent.streams.logs("cam", 100)]
     assert ("agent", f"sound lost: {NOT_CONNECTED} Restarting without sound.") in log
-    assert await asyncio.to_thread(ffprobe_streams, url) == ["video:h264"]
+    assert await _published(url) == ["video:h264"]
     await asyncio.sleep(2)  # the card's removal event (hot-plug) must not cost the video a second restart
     steady = agent.streams.status("cam", reader_host="127.0.0.1")
     assert steady["pids"]["ffmpeg"] == status["pids"]["ffmpeg"] and steady["audio"]["state"] == "unavailable"
@@ -198,7 +205,10 @@ async def test_sound_card_unplugged_mid_stream_leaves_the_video_and_comes_back_w
     _plug_sound_card(tree)  # plugged back: the hot-plug event brings the sound back with one restart
     status = await _wait_audio(agent, "on")
     assert status["audio"] == {"state": "on", "device": SIMULATED_MIC, "codec": "aac", "reason": None}
-    assert await asyncio.to_thread(ffprobe_streams, url) == ["audio:aac", "video:h264"]
+    assert await _published(url) == ["audio:aac", "video:h264"]
+    log = [(entry["process"], entry["line"]) for entry in agent.streams.logs("cam", 100)]
+    assert ("agent", "sound device connected: restarting with sound.") in log
+    assert ("agent", "stopped on request") not in log  # nobody asked: the log says why instead
     runs = [json.loads(line) for line in launches.read_text().splitlines()]
     publishers = [argv for argv in runs if "-progress" in argv or "rtsp" in " ".join(argv)]
     assert ["alsa" in argv for argv in publishers] == [True, False, True], publishers
@@ -272,7 +282,7 @@ async def test_an_alsa_read_error_restarts_the_publisher_without_sound(
     assert ("ffmpeg", "[alsa @ 0x55d0c1a3c400] ALSA read error: No such device") in log
     assert ("agent", f"sound lost: {NOT_CONNECTED} Restarting without sound.") in log
     assert ("agent", "stopped on request") not in log  # it was not a person's stop
-    assert await asyncio.to_thread(ffprobe_streams, f"{rtsp_server.read_base}/cam") == ["video:h264"]
+    assert await _published(f"{rtsp_server.read_base}/cam") == ["video:h264"]
     runs = [json.loads(line) for line in launches.read_text().splitlines()]
     publishers = [argv for argv in runs if "-progress" in argv]
     assert ["alsa" in argv for argv in publishers] == [True, False], publishers
