@@ -25,7 +25,7 @@ from pi_stream_agent.simulation.devices import SIMULATED_CARD, write_usb_sound_c
 from pi_stream_agent.streams.audio import NOT_CONNECTED
 from tests.agent.helpers import FixtureTree
 from tests.agent.pi_trees import PI4_CARD, build_pi4_platform
-from tests.agent.rtsp import RtspServer, wait_readable
+from tests.agent.rtsp import RtspServer
 from tests.agent.test_stream_audio import ffprobe_streams
 from tests.agent.test_streams_e2e import (  # noqa: F401  (fixtures)
     AgentFactory,
@@ -140,10 +140,14 @@ def _unplug_sound_card(tree: FixtureTree) -> None:
 
 
 async def _published(url: str) -> list[str]:
-    """The streams of a published path, once a new publisher's path is readable again (right after a
-    restart the server may not have it yet)."""
-    await asyncio.to_thread(wait_readable, url, 20.0)
-    return await _published(url)
+    """The streams of a published path; asked again while it reads empty (right after a restart the server
+    may not have the new publisher's path yet)."""
+    deadline = time.monotonic() + 20
+    while True:
+        found = await asyncio.to_thread(ffprobe_streams, url)
+        if found or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.5)
 
 
 async def _wait_audio(agent: Any, state: str, timeout_s: float = 20.0) -> dict[str, Any]:
