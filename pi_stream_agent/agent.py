@@ -48,8 +48,13 @@ if TYPE_CHECKING:  # imported when used: a real Pi never loads the simulation, n
 _LOGGER = logging.getLogger(__name__)
 _AIOHTTP_VERSION = tuple(int(part) for part in aiohttp.__version__.split(".")[:2])
 
+# The simulated Pi's one sound card: its USB HDMI card's sound interface (simulation/devices.py), whose sound
+# is a beep every 30 s (streams/audio.py simulated_source). The id is the one discovery gives it.
+SIMULATED_SOUND_DEVICE = "alsa-usb-0000:01:00.0-1.3"
+
 # What a simulated Pi publishes when no streams are configured: two test-pattern cameras, one with a
-# substream, so the whole product can be tried without a Pi.
+# substream and sound (sound detection on), the other with motion detection on a scene someone walks
+# through every 30 s, so the whole product can be tried without a Pi and its sensors seen to work.
 SIMULATED_STREAMS: tuple[dict[str, Any], ...] = (
     {
         "id": "front_door",
@@ -60,15 +65,18 @@ SIMULATED_STREAMS: tuple[dict[str, Any], ...] = (
         "fps": 15,
         "bitrate": "2M",
         "substream": {"width": 640, "height": 360, "fps": 10, "bitrate": "500k"},
+        "audio": {"device": SIMULATED_SOUND_DEVICE},
+        "settings": {"sound_detection": True},
     },
     {
         "id": "garage",
         "name": "Garage (simulated)",
-        "source": {"type": "test", "pattern": "smptebars"},
+        "source": {"type": "test", "pattern": "passerby"},
         "width": 640,
         "height": 480,
         "fps": 10,
         "bitrate": "800k",
+        "settings": {"motion_detection": True},
     },
 )
 

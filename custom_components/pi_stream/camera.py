@@ -8,7 +8,8 @@ froze for 10-30 s after a 1 s restart. docs/benchmarks.md ("Restart → picture 
 
 Where the stream carries sound, the camera says so in its ``audio`` and ``audio_codec`` attributes (Home
 Assistant's cameras have no audio feature to declare): the sound travels in the same RTSP stream, which
-HA's HLS (AAC) and go2rtc's WebRTC (which turns AAC into Opus itself) both play.
+HA's HLS (AAC) and go2rtc's WebRTC (which turns AAC into Opus itself) both play. Where its sound is asked
+for but missing (the sound card unplugged or busy), ``audio_problem`` carries the agent's reason.
 """
 
 from __future__ import annotations
@@ -130,13 +131,19 @@ class PiStreamCamera(PiStreamStreamEntity, Camera):
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
-        """Whether this camera's stream carries sound now, and in which codec (None without sound)."""
+        """Whether this camera's stream carries sound now, and in which codec (None without sound); why
+        not, in the agent's words, while its sound is asked for but missing."""
         state = self.coordinator.data
         if not detection.has_audio(state, self.stream_id):
             return {}
         audio = detection.audio(state, self.stream_id) or {}
         carries = detection.audio_on(state, self.stream_id) and self._carries_audio
-        return {"audio": carries, "audio_codec": audio.get("codec") if carries else None}
+        problem = audio.get("reason") if self._carries_audio and not carries else None
+        return {
+            "audio": carries,
+            "audio_codec": audio.get("codec") if carries else None,
+            "audio_problem": problem,
+        }
 
     @property
     def _carries_audio(self) -> bool:

@@ -96,10 +96,11 @@ def write_usb_card(base: Path, card: SimulatedUsbCard = SIMULATED_CARD) -> None:
 
 def write_usb_sound_card(base: Path, usb_dir: Path, card: SimulatedUsbCard = SIMULATED_CARD) -> None:
     """The card's audio interface as ALSA shows it (discovery/alsa.py reads it): card 1 beside the Pi 4's
-    headphone card. Adapted, not captured (no verbatim listing of such a card was found, fixtures README
-    "alsa/"): the names follow the kernel's snd-usb-audio quirk entry for 534d:2109 ("MacroSilicon",
-    "MS2109"), the layout that of sound/core/init.c and pcm.c, the stream file's a 48 kHz stereo
-    capture as USB audio cards list it."""
+    headphone card. Adapted, not captured (no citable /proc/asound listing of such a card was found,
+    fixtures README "alsa/"; a real one's arecord -l agrees: card id MS2109, device 0 "USB Audio"): the
+    names follow the kernel's snd-usb-audio quirk entry for 534d:2109 ("MacroSilicon", "MS2109"), the
+    layout that of sound/core/init.c and pcm.c, the stream file's a 48 kHz stereo capture as USB audio
+    cards list it."""
     bus = f"usb-{card.controller.rsplit('/', 1)[-1]}-{card.port}"
     asound = base / "proc/asound"
     (asound / "card1").mkdir(parents=True, exist_ok=True)

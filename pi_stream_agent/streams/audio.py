@@ -24,7 +24,10 @@ ffmpeg to a meter: ``asetnsamples`` cuts half-second blocks, ``astats`` measures
 where :func:`parse_level_line` takes it out of the log. No second capture, no second process.
 
 A device that is missing or busy never stops the video: the stream runs video-only and
-:class:`AudioStatus` says why (see :func:`alsa_failure`).
+:class:`AudioStatus` says why (see :func:`alsa_failure`). Nor does one unplugged while the stream runs: the
+card's hot-plug event or the publisher's "ALSA read error" (:func:`sound_lost`), whichever comes first,
+makes the supervisor restart it without sound at once, and the card's return brings the sound back with one
+more restart.
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ class AudioInput:
     device_id: str
     alsa: str  # hw:CARD=MS2109,DEV=0
     config: AudioConfig
+    # A simulated Pi's sound card exists only on paper (like its encoder): the host has no such card, so
+    # the publisher takes ffmpeg's audio test source instead (:func:`alsa_input_args`).
+    simulated: bool = False
 
 
 # ------------------------------------------------------------------------------------------- config
@@ -198,6 +204,10 @@ class AudioStatus:
 
 AUDIO_OFF = AudioStatus("off")
 
+# The one sentence for a sound device that is not there: absent when the stream starts, or unplugged while
+# it runs (:func:`sound_lost`). The stream comes back with sound when the card's hot-plug event says so.
+NOT_CONNECTED = "The sound device is not connected. The stream runs without sound until it is plugged in."
+
 
 def resolve_audio(
     config: AudioConfig | None,
@@ -224,12 +234,7 @@ def resolve_audio(
     else:
         match = next((d for d in audio_devices if d.get("id") == config.device), None)
         if match is None:
-            return None, AudioStatus(
-                "unavailable",
-                config.device,
-                config.codec,
-                "The sound device is not connected. The stream runs without sound until it is plugged in.",
-            )
+            return None, AudioStatus("unavailable", config.device, config.codec, NOT_CONNECTED)
     device_id = str(match["id"])
     return AudioInput(device_id, str(match["alsa"]), config), AudioStatus("on", device_id, config.codec)
 
@@ -237,9 +242,29 @@ def resolve_audio(
 # ------------------------------------------------------------------------------------------- ffmpeg
 
 
+# What a simulated sound card hears: a 440 Hz tone (-21 dBFS) for 10 s every 30 s over a quiet hum
+# (-61 dBFS), so the level moves and, with the default threshold (-30 dBFS, 1 s), sound starts and ends. Ten
+# seconds: Home Assistant's sound level sensor writes at most every 10 s, so it shows each tone too.
+SIMULATED_BEEP_EVERY_S = 30
+SIMULATED_BEEP_S = 10
+
+
+def simulated_source(config: AudioConfig) -> str:
+    """The lavfi graph a simulated sound card's sound comes from."""
+    layout = "stereo" if config.channels == 2 else "mono"
+    volume = f"if(lt(mod(t,{SIMULATED_BEEP_EVERY_S}),{SIMULATED_BEEP_S}),1,0.01)"
+    return (
+        f"sine=frequency=440:sample_rate={config.sample_rate},volume=volume='{volume}':eval=frame,"
+        f"aformat=channel_layouts={layout}"
+    )
+
+
 def alsa_input_args(audio: AudioInput) -> list[str]:
     """The ALSA input, after the video input (so it is input 1). thread_queue_size: ALSA delivers small
     periods; the default queue of 8 packets drops sound while the video encoder is busy."""
+    if audio.simulated:
+        # -re: generated at the pace a card would deliver it, like the test patterns.
+        return ["-re", "-f", "lavfi", "-i", simulated_source(audio.config)]
     return [
         "-f",
         "alsa",
@@ -283,11 +308,34 @@ def audio_output_args(audio: AudioInput, output: int) -> list[str]:
 
 # ffmpeg 5.1 libavdevice/alsa.c: "cannot open audio device %s (%s)" with snd_strerror's text.
 _OPEN_FAILED = "cannot open audio device"
+# ffmpeg 5.1 libavdevice/alsa_dec.c audio_read_packet(): snd_pcm_readi() failed and
+# ff_alsa_xrun_recover() could not recover ("ALSA read error: %s", snd_strerror's text). A USB card that
+# is unplugged mid-stream fails the read with ENODEV: the kernel swaps the open PCM's file operations for
+# snd_shutdown_f_ops (sound/core/init.c, snd_card_disconnect), whose ioctl answers -ENODEV, so the line is
+# "ALSA read error: No such device" (quoted as the symptom of a USB capture device lost mid-stream in a
+# public troubleshooting page; see tests/agent/test_stream_audio_e2e.py). ffmpeg then treats the
+# input as ended and goes on with the video alone, but its muxer holds the video back waiting for sound
+# that never comes (max_interleave_delta, 10 s): the agent must restart the publisher without sound.
+_READ_FAILED = "alsa read error"
+
+
+def sound_lost(line: str) -> str | None:
+    """A plain reason when a log line of the running publisher says its ALSA input stopped, else None."""
+    lower = line.lower()
+    if _READ_FAILED not in lower:
+        return None
+    if "no such device" in lower:
+        return NOT_CONNECTED
+    return "The sound device stopped working. The stream runs without sound until it is plugged in again."
 
 
 def alsa_failure(log_lines: list[str]) -> str | None:
-    """A plain reason when the publisher's log shows it could not open its ALSA input, else None."""
+    """A plain reason when the publisher's log shows it could not open its ALSA input (or lost it), else
+    None. Checked before the exit is classified: "No such device" from a sound card is not the camera's."""
     for line in log_lines:
+        lost = sound_lost(line)
+        if lost is not None:
+            return lost
         if _OPEN_FAILED not in line:
             continue
         if "busy" in line:

@@ -114,9 +114,10 @@ INPUT_FORMAT_FOURCCS: dict[str, tuple[str, ...]] = {fmt.id: fmt.fourccs for fmt 
 COMPRESSED_INPUT_FORMATS = frozenset(fmt.id for fmt in INPUT_FORMATS if fmt.compressed)
 FOURCC_TO_INPUT = {fourcc: fmt.id for fmt in INPUT_FORMATS for fourcc in fmt.fourccs}
 
-# ffmpeg 5.1 lavfi video sources that need no input (Debian 12 and Raspberry Pi OS Bookworm ship 5.1).
-# The first is the default of a test source. The one list: the publisher's command builder and the
-# vocabulary read it from here.
+# ffmpeg 5.1 lavfi video sources that need no input (Debian 12 and Raspberry Pi OS Bookworm ship 5.1), and
+# one scene made of them (PASSERBY, built in pipelines.pattern_graph). The first is the default of a test
+# source. The one list: the publisher's command builder and the vocabulary read it from here.
+PASSERBY = "passerby"
 TEST_PATTERNS: tuple[Word, ...] = (
     Word("testsrc2", "Test card with a moving counter"),
     Word("testsrc", "Classic test card with a counter"),
@@ -128,6 +129,7 @@ TEST_PATTERNS: tuple[Word, ...] = (
     Word("yuvtestsrc", "YUV stripes"),
     Word("mandelbrot", "Mandelbrot zoom"),
     Word("life", "Game of Life"),
+    Word(PASSERBY, "Colour bars with a passer-by every 30 s (a motion test)"),
 )
 TEST_PATTERN_IDS: tuple[str, ...] = tuple(pattern.id for pattern in TEST_PATTERNS)
 DEFAULT_TEST_PATTERN = TEST_PATTERN_IDS[0]

@@ -172,6 +172,7 @@ class StreamManager:
             exit_context=self._platform.exit_context,
             pipeline_starting=self.motion.pipeline_starting,
             pipeline_ended=self.motion.pipeline_ended,
+            sound_available=lambda config: self._platform.audio_for(config)[0] is not None,
         )
 
     # -- hooks -------------------------------------------------------------------------------------------

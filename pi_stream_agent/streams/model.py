@@ -251,6 +251,8 @@ class Progress:
     sound_level_dbfs: float | None = None
     # Levels not yet given to the sound detector, (time.time(), dBFS); drained by the supervisor.
     sound_levels: list[tuple[float, float]] = field(default_factory=list)
+    # Why the publisher's sound input stopped while it runs (audio.sound_lost), for the supervisor.
+    sound_lost: str | None = None
 
 
 class LogRing:

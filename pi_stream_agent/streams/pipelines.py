@@ -59,7 +59,7 @@ from pi_stream_agent.streams.progress import VSTATS_OPTION
 
 from .audio import alsa_input_args, audio_filter_graph, audio_output_args
 from .controls import ORIENTATION_REFUSAL, orientation_by
-from .fields import COMPRESSED_INPUT_FORMATS, DEFAULT_TEST_PATTERN, TEST_PATTERN_IDS
+from .fields import COMPRESSED_INPUT_FORMATS, DEFAULT_TEST_PATTERN, PASSERBY, TEST_PATTERN_IDS
 from .keyframes import drop_expression, tap_path
 from .model import (
     Encoding,
@@ -714,9 +714,26 @@ def moving_overlay(width: int, height: int, font: str | None) -> str:
     return ",".join(boxes)
 
 
+# The passer-by: a dark figure crossing the bars from left to right in PASSERBY_WALK_S, PASSERBY_AT_S into
+# every PASSERBY_EVERY_S (a still scene first, which motion detection learns, then motion, then still again).
+PASSERBY_EVERY_S = 30
+PASSERBY_AT_S = 10
+PASSERBY_WALK_S = 6
+
+
 def pattern_graph(pattern: str, width: int, height: int, fps: float, font: str | None) -> str:
     """The lavfi graph of a test stream: the pattern at the stream's size and rate, with moving content."""
-    return f"{pattern}=size={width}x{height}:rate={_num(fps)},{moving_overlay(width, height, font)}"
+    size, rate = f"{width}x{height}", _num(fps)
+    source = f"{pattern}=size={size}:rate={rate}"
+    if pattern == PASSERBY:
+        figure = f"{max(2, width // 8)}x{max(2, height // 2)}"
+        walked = f"(mod(t,{PASSERBY_EVERY_S})-{PASSERBY_AT_S})"  # seconds since this round's figure set off
+        x = f"if(between({walked},0,{PASSERBY_WALK_S}),-w+(W+w)*{walked}/{PASSERBY_WALK_S},-w)"
+        source = (
+            f"smptebars=size={size}:rate={rate}[bars];color=c=0x202020:size={figure}:rate={rate}[figure];"
+            f"[bars][figure]overlay=x='{x}':y=H/3:eval=frame"
+        )
+    return f"{source},{moving_overlay(width, height, font)}"
 
 
 # ---------------------------------------------------------------------------------------- picture settings

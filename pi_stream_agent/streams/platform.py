@@ -110,8 +110,11 @@ class Platform:
             if config.source.kind == "v4l2"
             else None
         )
-        return resolve_audio(
+        audio, status = resolve_audio(
             config.audio,
             list(self.devices().get("audio_devices") or []),
             str(capture["id"]) if capture else None,
         )
+        if audio is not None and self.simulated:
+            audio = replace(audio, simulated=True)  # a simulated card's sound: ffmpeg's test tone
+        return audio, status

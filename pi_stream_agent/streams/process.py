@@ -45,7 +45,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pi_stream_agent.streams.audio import is_meter_line, parse_level_line
+from pi_stream_agent.streams.audio import is_meter_line, parse_level_line, sound_lost
 from pi_stream_agent.streams.model import ExitInfo, LogRing, PipelineSpec, ProcessExit, Progress
 from pi_stream_agent.streams.progress import (
     VSTATS_OPTION,
@@ -363,6 +363,8 @@ class PipelineProcess:
                 del self.progress.sound_levels[:-_PENDING_LEVELS]  # bounded if nobody drains them
                 self.progress.sound_levels.append((time.time(), level))
             return
+        if self._reads_progress and name == self.names[-1] and self.progress.sound_lost is None:
+            self.progress.sound_lost = sound_lost(line)  # the sound card went away under ffmpeg
         # ffmpeg echoes the publish URL in its errors; the log is served over the API: never the password.
         self._log.append(name, redact(line))
 

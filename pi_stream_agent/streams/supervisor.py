@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pi_stream_agent.events import EventBus
 from pi_stream_agent.streams.audio import (
     AUDIO_OFF,
+    NOT_CONNECTED,
     AudioStatus,
     SoundDetector,
     SoundEvent,
@@ -95,6 +96,9 @@ class SupervisorHooks:
     # the start then fails like a spawn that failed.
     pipeline_starting: Callable[[StreamConfig, PipelineSpec], Awaitable[None]] | None = None
     pipeline_ended: Callable[[str], None] = lambda stream_id: None
+    # Whether the stream's sound device is there now (a stream running without sound restarts for it only
+    # then: the event of its own card going away must not cost the video a second restart).
+    sound_available: Callable[[StreamConfig], bool] = lambda config: True
 
 
 @dataclass
@@ -145,6 +149,7 @@ class StreamSupervisor:
         # Sound: why the stream runs video-only after its sound device failed to open (busy or gone), until
         # the devices change or the config does; and the detector fed from the publisher's level meter.
         self._audio_blocked: str | None = None
+        self._sound_lost_stop = False  # the publisher is being stopped for its sound (the reason is logged)
         self.audio_status: AudioStatus = AUDIO_OFF
         self._sound = SoundDetector()
 
@@ -197,12 +202,22 @@ class StreamSupervisor:
         self._poke()
 
     def audio_devices_changed(self) -> None:
-        """A sound card came or went: a stream that wants sound and runs without it tries again."""
+        """A sound card came or went: a running stream restarts when that changes whether it can have its
+        sound — one that runs without it gets it back; one whose card went leaves it at once (ffmpeg would
+        say so too, "ALSA read error", but need not be waited for: a simulated card never says it)."""
         if self.config.audio is None:
             return
         self._audio_blocked = None
-        if self.audio_status.state != "on" and self.state in (StreamState.RUNNING, StreamState.STARTING):
+        on = self.audio_status.state == "on"
+        if self.state in (StreamState.RUNNING, StreamState.STARTING) and on != self._hooks.sound_available(
+            self.config
+        ):
             self._wanted.restart = True
+            self._sound_lost_stop = True  # the restart's reason is logged here, not as "stopped on request"
+            if on:
+                self.log.append("agent", f"sound lost: {NOT_CONNECTED} Restarting without sound.")
+            else:
+                self.log.append("agent", "sound device connected: restarting with sound.")
         self._poke()
 
     def _poke(self) -> None:
@@ -283,6 +298,7 @@ class StreamSupervisor:
         await self._back_off(cause, message)
 
     async def _run_pipeline(self, spec: PipelineSpec) -> None:
+        self._sound_lost_stop = False  # about an earlier publisher, if it never reached _after_exit
         self.log.append("agent", f"starting: {' '.join(p.name for p in spec.processes)}")
         process = self._hooks.process_factory(
             spec,
@@ -357,6 +373,8 @@ class StreamSupervisor:
                 now = time.monotonic()
                 progress = process.progress
                 self._feed_sound(progress.sound_levels)
+                if progress.sound_lost is not None and self.audio_status.state == "on":
+                    return await self._lose_sound(process, progress.sound_lost)
                 if progress.updated_at is not None:
                     if self.state is not StreamState.RUNNING:
                         self.running_since = self._hooks.clock()
@@ -374,6 +392,15 @@ class StreamSupervisor:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await future
 
+    async def _lose_sound(self, process: PipelineProcess, reason: str) -> tuple[ExitInfo, bool]:
+        """The sound card failed under a running publisher (unplugged): ffmpeg goes on with the video, but
+        its muxer holds the pictures back waiting for sound. Restart at once without sound; the card's
+        hot-plug event (:meth:`audio_devices_changed`) brings it back."""
+        self._audio_blocked = reason
+        self._sound_lost_stop = True
+        self.log.append("agent", f"sound lost: {reason} Restarting without sound.")
+        return await process.stop(), False
+
     async def _stall(self, process: PipelineProcess, why: str) -> tuple[ExitInfo, bool]:
         self.log.append("agent", f"stalled: {why}; restarting")
         self._set_state(StreamState.STALLED, ExitCause.STALLED, f"stalled: {why}")
@@ -383,8 +410,10 @@ class StreamSupervisor:
     async def _after_exit(self, info: ExitInfo, stalled: bool) -> None:
         self.running_since = None
         if info.requested and not stalled:
-            # Stopped by a command: the loop decides what comes next (stopped, restart, new config…).
-            self.log.append("agent", "stopped on request")
+            # Stopped by a command (or for lost sound, already logged): the loop decides what comes next.
+            if not self._sound_lost_stop:
+                self.log.append("agent", "stopped on request")
+            self._sound_lost_stop = False
             return
         self._end_sound()
         reason = alsa_failure(list(info.log_tail)) if self.audio_status.state == "on" else None
@@ -614,6 +643,9 @@ class StreamSupervisor:
             and progress.sound_level_dbfs is not None
             and self.audio_status.state == "on"
             else None,
+            # Pushed with the numbers: a sound card that went or came back shows at once (clients that
+            # follow the WebSocket do not re-read the stream for it).
+            "audio": self._audio_json(),
         }
 
     def status(self) -> dict[str, Any]:
@@ -640,7 +672,7 @@ class StreamSupervisor:
             "pids": dict(self._process.pids) if self._process is not None else {},
             "publishers": stats["publishers"],
             "last_exit": self.last_exit.to_json() if self.last_exit is not None else None,
-            "audio": self._audio_json(),
+            "audio": stats["audio"],
             "sound_level_dbfs": stats["sound_level_dbfs"],
         }
 

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 from pi_stream_agent.discovery.alsa import (
+    SoundCard,
+    build_audio_devices,
     bus_from_long_name,
     parse_arecord_list,
     parse_cards,
@@ -55,6 +57,20 @@ def test_arecord_lists_capture_and_aplay_lists_none() -> None:
     ):
         devices = parse_arecord_list(fixture_text(f"alsa/{name}"))
         assert devices and not any(d.capture for d in devices)
+
+
+def test_an_ms2109_hdmi_cards_sound_as_arecord_lists_it() -> None:
+    """A real MS2109 capture card's sound (restreamer#500): arecord -l gives its capture device, and the ALSA
+    name the agent gives ffmpeg for it is one arecord -L lists for that card."""
+    listed = parse_arecord_list(fixture_text("alsa/arecord_l_ms2109_hdmi_card_restreamer500.txt"))
+    assert [(d.card, d.device, d.id, d.name, d.capture) for d in listed] == [
+        (1, 0, "USB Audio", "USB Audio", True)
+    ]
+    card = SoundCard(index=1, id="MS2109", driver="USB-Audio", name="MS2109", long_name="")
+    (device,) = build_audio_devices([card], listed, {})
+    names = fixture_text("alsa/arecord_L_ms2109_hdmi_card_restreamer500.txt").splitlines()
+    assert device.alsa == "hw:CARD=MS2109,DEV=0" and device.alsa in names
+    assert device.id == "alsa-MS2109"  # no bus path known here: the card id, stable in hw:CARD=…
 
 
 def test_pcm_and_stream_formats() -> None:

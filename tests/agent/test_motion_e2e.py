@@ -3,21 +3,31 @@ sources published into the real RTSP server, the motion output read through the 
 WebSocket, the stream status, the motion snapshot endpoint and the settings through the controls API.
 
 The test patterns carry a moving clock or box in their top-left corner (pipelines.moving_overlay): the
-regions below leave it out, which is also what a person does with a timestamp overlay."""
+regions below leave it out, which is also what a person does with a timestamp overlay.
+
+A capture card's MJPEG passed through (encoder copy) is analysed from the same decode at reduced size
+(``-lowres``): the card stood in by tests/agent/bin/capture/ffmpeg in front of the real ffmpeg, its
+picture still colour bars, then moving, then still again."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
-from tests.agent.rtsp import RtspServer
+from tests.agent.helpers import FixtureTree
+from tests.agent.pi_trees import build_pi4_with_card
+from tests.agent.rtsp import RtspServer, probe
 from tests.agent.test_api import receive_until
 from tests.agent.test_streams_e2e import (
     AgentFactory,
     api,
     make_config,
+    standins,  # noqa: F401 - the fixture
     start_agent,  # noqa: F401 - the fixture
     test_stream,
     wait_state,
@@ -122,3 +132,73 @@ async def test_a_still_picture_gives_no_motion_and_the_snapshot_says_why_not(
         message = problems[0]["message"]
         assert message.startswith("Motion region") and "reaches outside the picture" in message
         assert "`" not in message and "motion_region" not in message
+
+
+async def test_a_capture_cards_mjpeg_passed_through_is_analysed_at_reduced_size(
+    tmp_path: Path,
+    rtsp_server: RtspServer,
+    start_agent: AgentFactory,  # noqa: F811
+    standins: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tree = FixtureTree(tmp_path / "root")
+    build_pi4_with_card(tree)
+    launches = tmp_path / "launches.jsonl"
+    monkeypatch.setenv("CAPTURE_STANDIN_LOG", str(launches))
+    monkeypatch.setenv("CAPTURE_STANDIN_MOVING", "8-14")  # seconds of the card's picture that move
+    stream = {
+        "id": "hdmi",
+        "source": {"type": "v4l2", "device": "/dev/v4l/by-id/usb-534d_USB_Video-video-index0",
+                   "input_format": "mjpeg"},
+        "encoder": "copy",
+        "width": 640, "height": 480, "fps": 15, "bitrate": "2M",
+        "settings": {"motion_detection": True, "motion_min_duration_s": 0.5},
+    }  # fmt: skip
+    config = make_config(tmp_path, rtsp_server, [stream], simulate=False, root=tree.base)
+    agent = await start_agent(config)
+    _, headers = api(agent)
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.ws_connect(f"http://127.0.0.1:{agent.port}/api/v1/ws") as ws:
+            status = await wait_state(agent, "hdmi", {"running"})
+            start = await receive_until(
+                ws, lambda m: m["type"] == "event" and m["event"]["type"] == "motion", 30
+            )
+            end = await receive_until(
+                ws, lambda m: m["type"] == "event" and m["event"]["type"] == "motion", 30
+            )
+    first, last = start["event"]["data"], end["event"]["data"]
+    # Nothing while the picture was still (it moves from 8 s after the card's start, which came first).
+    assert first["started_at"] - status["running_since"] > 4, (first, status["running_since"])
+    assert first["stream_id"] == "hdmi" and first["state"] == "start" and 0 < first["score"] <= 100
+    assert last["state"] == "end" and last["started_at"] == first["started_at"]
+    assert last["ended_at"] - last["started_at"] > 3  # the picture moved for six seconds
+    # One publisher, passing the card's MJPEG through and decoding it at a quarter of its size for motion.
+    argv = next(json.loads(line) for line in launches.read_text().splitlines() if "rawvideo" in line)
+    assert argv[argv.index("-lowres") + 1] == "2" and argv[argv.index("-c:v") + 1] == "copy"
+    assert (await wait_state(agent, "hdmi", {"running"}))["pids"] == status["pids"]
+    main = await asyncio.to_thread(probe, f"{rtsp_server.read_base}/hdmi")
+    assert (main["codec_name"], main["width"], main["height"]) == ("mjpeg", 640, 480)
+
+
+async def test_the_passerby_pattern_is_still_then_moves_then_is_still(
+    tmp_path: Path,
+    rtsp_server: RtspServer,
+    start_agent: AgentFactory,  # noqa: F811
+) -> None:
+    """The test pattern a newcomer (and the demo's simulated garage) tries motion detection with: colour
+    bars, and from 10 s into every 30 s a figure crossing them for 6 s."""
+    agent = await start_agent(make_config(tmp_path, rtsp_server, [_motion_stream("yard", "passerby")]))
+    _, headers = api(agent)
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.ws_connect(f"http://127.0.0.1:{agent.port}/api/v1/ws") as ws:
+            status = await wait_state(agent, "yard", {"running"})
+            start = await receive_until(
+                ws, lambda m: m["type"] == "event" and m["event"]["type"] == "motion", 30
+            )
+            end = await receive_until(
+                ws, lambda m: m["type"] == "event" and m["event"]["type"] == "motion", 20
+            )
+    first, last = start["event"]["data"], end["event"]["data"]
+    assert (first["state"], last["state"]) == ("start", "end")
+    assert first["started_at"] - status["running_since"] > 5  # nothing while the bars stood still
+    assert last["started_at"] == first["started_at"] and last["ended_at"] > last["started_at"]

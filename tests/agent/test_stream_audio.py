@@ -11,23 +11,31 @@ import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
+from pi_stream_agent.events import EventBus
 from pi_stream_agent.streams.audio import (
+    NOT_CONNECTED,
     AudioConfig,
     AudioInput,
+    AudioStatus,
     SoundDetector,
     alsa_failure,
+    alsa_input_args,
     is_meter_line,
     parse_audio,
     parse_level_line,
     resolve_audio,
+    sound_lost,
 )
+from pi_stream_agent.streams.model import PreflightResult, StreamState
 from pi_stream_agent.streams.pipelines import build_pipeline
 from pi_stream_agent.streams.problems import StreamConfigError
 from pi_stream_agent.streams.schema import parse_stream
 from pi_stream_agent.streams.serialize import to_json
+from pi_stream_agent.streams.supervisor import StreamSupervisor, SupervisorHooks
 from pi_stream_agent.streams.urls import read_url
 from tests.agent.rtsp import RtspServer
 from tests.agent.streams_helpers import run_pipeline
@@ -159,6 +167,24 @@ def test_a_busy_sound_card_is_named_from_ffmpegs_own_words(
     assert alsa_failure(["[h264 @ 0x1] something else"]) is None
 
 
+# ffmpeg 5.1 when a USB sound card is unplugged under it (libavdevice/alsa.c ff_alsa_xrun_recover, alsa_dec.c
+# audio_read_packet, fftools/ffmpeg.c process_input): snd_pcm_readi() fails with ENODEV.
+UNPLUGGED_MID_STREAM = [
+    "[alsa @ 0x55d0c1a3c400] ALSA buffer xrun.",
+    "[alsa @ 0x55d0c1a3c400] ALSA read error: No such device",
+    "hw:CARD=MS2109,DEV=0: Input/output error",
+]
+
+
+def test_a_sound_card_lost_mid_stream_is_told_apart_from_the_camera() -> None:
+    assert [sound_lost(line) for line in UNPLUGGED_MID_STREAM] == [None, NOT_CONNECTED, None]
+    other = sound_lost("[alsa @ 0x1] ALSA read error: Input/output error")
+    assert other is not None and "stopped working" in other
+    assert sound_lost("[video4linux2,v4l2 @ 0x1] ioctl(VIDIOC_DQBUF): No such device") is None
+    # Should ffmpeg exit on it (-xerror, another version), the exit is the sound's, not "camera disconnected".
+    assert alsa_failure(["frame=  20 fps=15", *UNPLUGGED_MID_STREAM]) == NOT_CONNECTED
+
+
 def test_meter_lines_are_not_log_lines() -> None:
     assert is_meter_line("frame:3    pts:72000   pts_time:1.5")
     assert is_meter_line("lavfi.astats.Overall.RMS_level=-21.07")
@@ -188,3 +214,46 @@ def test_csi_relay_gets_the_sound_after_the_cameras_pipe() -> None:
     )
     assert argv.index("pipe:0") < argv.index("alsa") < argv.index("-filter_complex") < argv.index("[a0]")
     assert argv[argv.index("-c:v") + 1] == "copy" and argv[argv.index("-c:a") + 1] == "aac"
+
+
+@pytest.mark.parametrize(
+    ("sound", "present", "restarts"),
+    [("unavailable", False, False), ("unavailable", True, True), ("on", False, True), ("on", True, False)],
+)
+async def test_a_card_event_restarts_a_stream_only_when_it_changes_whether_the_sound_can_be_had(
+    sound: Literal["on", "unavailable"], present: bool, restarts: bool
+) -> None:
+    """The event of the card's own unplugging may come after the publisher already restarted without sound
+    (its "ALSA read error"): it must not cost the video a second restart. Its plugging back must bring the
+    sound; and a card gone from under a stream with sound ends its sound without waiting for ffmpeg."""
+
+    async def reachable() -> bool:
+        return True
+
+    async def preflight(*_args: object) -> PreflightResult:
+        return PreflightResult(ok=True)
+
+    config = replace(small("test"), audio=AudioConfig(device="alsa-usb-0000:01:00.0-1.3"))
+    hooks = SupervisorHooks(
+        build_spec=lambda _config: pytest.fail("no publisher is built here"),
+        preflight=preflight,
+        device_present=lambda _config: True,
+        rtsp_reachable=reachable,
+        cma_free_bytes=lambda: None,
+        sound_available=lambda _config: present,
+    )
+    supervisor = StreamSupervisor(config, hooks, EventBus())
+    supervisor.state = StreamState.RUNNING
+    supervisor.audio_status = AudioStatus(sound, None, "aac", NOT_CONNECTED if sound != "on" else None)
+    supervisor.audio_devices_changed()
+    assert supervisor._wanted.restart is restarts
+    lost = [line for _, _, line in supervisor.log.tail() if line.startswith("sound lost")]
+    said = f"sound lost: {NOT_CONNECTED} Restarting without sound."
+    assert lost == ([said] if sound == "on" and restarts else [])
+
+
+def test_a_simulated_sound_card_is_the_test_tone_not_alsa() -> None:
+    simulated = alsa_input_args(replace(MIC, simulated=True))
+    assert "alsa" not in simulated and simulated[:4] == ["-re", "-f", "lavfi", "-i"]
+    assert simulated[4].startswith("sine=frequency=440:sample_rate=48000,") and "mono" in simulated[4]
+    assert alsa_input_args(MIC)[:2] == ["-f", "alsa"] and alsa_input_args(MIC)[-1] == MIC.alsa

@@ -368,7 +368,8 @@ def test_source_errors() -> None:
         (
             {"type": "test", "pattern": "rainbow"},
             "source.pattern: expected one of testsrc2, testsrc, smptebars, "
-            "smptehdbars, pal75bars, pal100bars, rgbtestsrc, yuvtestsrc, mandelbrot, life, got 'rainbow'",
+            "smptehdbars, pal75bars, pal100bars, rgbtestsrc, yuvtestsrc, mandelbrot, life, passerby, "
+            "got 'rainbow'",
         ),
     ]
     for source, message in cases:

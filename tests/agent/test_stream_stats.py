@@ -24,7 +24,7 @@ __all__ = ["start_agent"]  # the fixture, imported for the tests below
 
 STATS_KEYS = {
     "state", "fps", "bitrate_bps", "frames", "uptime_s", "restart_count", "requested_restart_count",
-    "restarts_by_cause", "publishers", "sound_level_dbfs",
+    "restarts_by_cause", "publishers", "sound_level_dbfs", "audio",
 }  # fmt: skip
 MEASURED = ("fps", "bitrate_bps", "frames", "uptime_s", "sound_level_dbfs")
 

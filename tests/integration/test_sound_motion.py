@@ -258,7 +258,7 @@ async def test_sound_entities_appear_with_sound(
     assert (level.state, level.attributes["unit_of_measurement"]) == ("-40", "dBFS")
     assert level.attributes["state_class"] == "measurement"
     camera = hass.states.get(GARAGE_CAMERA).attributes
-    assert (camera["audio"], camera["audio_codec"]) == (True, "aac")
+    assert (camera["audio"], camera["audio_codec"], camera["audio_problem"]) == (True, "aac", None)
     assert hass.states.get("binary_sensor.front_door_sound") is None
 
     await give_garage_sound(hass, init_integration, detection=True)
@@ -300,7 +300,8 @@ async def test_sound_entities_appear_with_sound(
     await push_sample(hass, init_integration, "garage", audio=gone, sound_level_dbfs=None)
     assert hass.states.get(GARAGE_SOUND).state == STATE_UNAVAILABLE
     assert hass.states.get(GARAGE_SOUND_LEVEL).state == STATE_UNAVAILABLE
-    assert hass.states.get(GARAGE_CAMERA).attributes["audio"] is False
+    camera = hass.states.get(GARAGE_CAMERA).attributes
+    assert (camera["audio"], camera["audio_problem"]) == (False, "The microphone is gone.")
 
 
 async def test_the_sound_level_is_not_written_at_every_sample(
