@@ -335,10 +335,14 @@ sys.exit(3)
     # Ignores SIGTERM, so it only ends once EOF arrives — proving no copy of the pipe's write end stayed
     # open in the agent.
     consumer = r"""
-import signal, sys
+import signal, sys, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 data = sys.stdin.buffer.read()
 sys.stderr.write(f"saw EOF after {len(data)} bytes\n")
+sys.stderr.flush()
+# Outlive the talker clearly: exits a few ms apart may be reported in either order (one waiting thread
+# per child on Python 3.11), and this test is about EOF, not about that race.
+time.sleep(0.5)
 """
     log = LogRing()
     stages = spec_of(python_stage("talker", talker), python_stage("consumer", consumer))
