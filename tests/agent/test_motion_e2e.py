@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,7 @@ async def test_a_capture_cards_mjpeg_passed_through_is_analysed_at_reduced_size(
         "settings": {"motion_detection": True, "motion_min_duration_s": 0.5},
     }  # fmt: skip
     config = make_config(tmp_path, rtsp_server, [stream], simulate=False, root=tree.base)
+    before_the_card = time.time()  # the card's clock starts later, when the agent launches its publisher
     agent = await start_agent(config)
     _, headers = api(agent)
     async with aiohttp.ClientSession(headers=headers) as session:
@@ -167,8 +169,9 @@ async def test_a_capture_cards_mjpeg_passed_through_is_analysed_at_reduced_size(
                 ws, lambda m: m["type"] == "event" and m["event"]["type"] == "motion", 30
             )
     first, last = start["event"]["data"], end["event"]["data"]
-    # Nothing while the picture was still (it moves from 8 s after the card's start, which came first).
-    assert first["started_at"] - status["running_since"] > 4, (first, status["running_since"])
+    # Nothing while the picture was still: it moves from 8 s after the card's start, which is after this
+    # test's clock reading (how long the publisher takes to run varies with the machine and ffmpeg).
+    assert first["started_at"] - before_the_card > 7, (first, before_the_card)
     assert first["stream_id"] == "hdmi" and first["state"] == "start" and 0 < first["score"] <= 100
     assert last["state"] == "end" and last["started_at"] == first["started_at"]
     assert last["ended_at"] - last["started_at"] > 3  # the picture moved for six seconds
@@ -187,11 +190,12 @@ async def test_the_passerby_pattern_is_still_then_moves_then_is_still(
 ) -> None:
     """The test pattern a newcomer (and the demo's simulated garage) tries motion detection with: colour
     bars, and from 10 s into every 30 s a figure crossing them for 6 s."""
+    before_the_pattern = time.time()  # the pattern's clock starts later, with its publisher
     agent = await start_agent(make_config(tmp_path, rtsp_server, [_motion_stream("yard", "passerby")]))
     _, headers = api(agent)
     async with aiohttp.ClientSession(headers=headers) as session:
         async with session.ws_connect(f"http://127.0.0.1:{agent.port}/api/v1/ws") as ws:
-            status = await wait_state(agent, "yard", {"running"})
+            await wait_state(agent, "yard", {"running"})
             start = await receive_until(
                 ws, lambda m: m["type"] == "event" and m["event"]["type"] == "motion", 30
             )
@@ -200,5 +204,5 @@ async def test_the_passerby_pattern_is_still_then_moves_then_is_still(
             )
     first, last = start["event"]["data"], end["event"]["data"]
     assert (first["state"], last["state"]) == ("start", "end")
-    assert first["started_at"] - status["running_since"] > 5  # nothing while the bars stood still
+    assert first["started_at"] - before_the_pattern > 9  # nothing while the bars stood still (10 s)
     assert last["started_at"] == first["started_at"] and last["ended_at"] > last["started_at"]
