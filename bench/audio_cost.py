@@ -17,24 +17,27 @@ the numbers are an upper bound for the sound's share.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO_ROOT, add_json_argument, write_json
+from bench.common import (
+    REPO_ROOT,
+    STREAM_STANDINS,
+    add_json_argument,
+    chained_processes,
+    own_cpu_seconds,
+    write_json,
+)
 from bench.streams_common import load_average, rtsp_server, workdir
-from bench.tap_cost import CASES, cpu_s
+from bench.tap_cost import CASES
 from pi_stream_agent.streams.audio import AudioConfig, AudioInput
 from pi_stream_agent.streams.model import PublishEnvironment, RtspSettings, StreamConfig
 from pi_stream_agent.streams.pipelines import build_pipeline
 
-STANDINS = [REPO_ROOT / "tests/agent/bin/capture", REPO_ROOT / "tests/agent/bin/streams"]
+STANDINS = [REPO_ROOT / "tests/agent/bin/capture", STREAM_STANDINS]
 VARIANTS: dict[str, AudioInput | None] = {
     "video_only": None,
     "aac": AudioInput("alsa-bench", "hw:CARD=MS2109,DEV=0", AudioConfig(device="auto", codec="aac")),
@@ -44,37 +47,15 @@ VARIANTS: dict[str, AudioInput | None] = {
 
 def run_once(config: StreamConfig, env: PublishEnvironment, seconds: float) -> dict[str, Any]:
     spec = build_pipeline(config, env)
-    procs: list[subprocess.Popen[bytes]] = []
-    path = os.pathsep.join([*map(str, STANDINS), os.environ.get("PATH", "")])
-    try:
-        stdin: Any = subprocess.DEVNULL
-        for index, process in enumerate(spec.processes):
-            last = index == len(spec.processes) - 1
-            proc = subprocess.Popen(
-                list(process.argv),
-                stdin=stdin,
-                stdout=subprocess.DEVNULL if last else subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env={**os.environ, "PATH": path},
-                start_new_session=True,
-            )
-            if stdin not in (subprocess.DEVNULL, None):
-                stdin.close()
-            stdin = proc.stdout
-            procs.append(proc)
+    with chained_processes([process.argv for process in spec.processes], STANDINS) as procs:
         time.sleep(3.0)  # start-up is not the steady cost
         publisher = procs[-1]
         if publisher.poll() is not None:
             raise RuntimeError(f"{spec.processes[-1].name} exited with {publisher.returncode}")
-        before, started = cpu_s(publisher.pid), time.monotonic()
+        before, started = own_cpu_seconds(publisher.pid), time.monotonic()
         time.sleep(seconds)
-        used, wall = cpu_s(publisher.pid) - before, time.monotonic() - started
+        used, wall = own_cpu_seconds(publisher.pid) - before, time.monotonic() - started
         return {"cpu_percent": round(used / wall * 100, 2), "cpu_s": round(used, 2), "wall_s": round(wall, 2)}
-    finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:

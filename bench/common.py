@@ -232,6 +232,48 @@ def cpu_seconds(pid: int) -> float:
     return total / CLOCK_TICKS
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` alone, in seconds (one pipeline process, not what it started)."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+STREAM_STANDINS = REPO_ROOT / "tests/agent/bin/streams"  # rpicam-vid and friends, as the tests use them
+
+
+@contextlib.contextmanager
+def chained_processes(
+    argvs: Sequence[Sequence[str]], path_dirs: Sequence[Path] = (STREAM_STANDINS,)
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """A pipeline's processes as the agent chains them (each one's stdout into the next one's stdin; the
+    last one's output and everyone's stderr dropped), each in its own session, with ``path_dirs`` first on
+    PATH for the stand-ins. Every one is SIGKILLed and reaped on the way out."""
+    path = os.pathsep.join([*map(str, path_dirs), os.environ.get("PATH", "")])
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        stdin: Any = subprocess.DEVNULL
+        for index, argv in enumerate(argvs):
+            last = index == len(argvs) - 1
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=stdin,
+                stdout=subprocess.DEVNULL if last else subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "PATH": path},
+                start_new_session=True,
+            )
+            if stdin not in (subprocess.DEVNULL, None):
+                stdin.close()  # the next stage holds it now: EOF travels down as in the agent
+            stdin = proc.stdout
+            procs.append(proc)
+        yield procs
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def runtime_seconds(pid: int) -> tuple[float, frozenset[int]]:
     """Time on CPU from the scheduler (``/proc/<pid>/task/<tid>/schedstat``, nanoseconds) of every live
     thread of ``pid`` and its live descendants, and the set of those threads. Far finer than the 10 ms

@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,7 +33,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import CLOCK_TICKS, REPO_ROOT, add_json_argument, write_json
+from bench.common import (
+    add_json_argument,
+    chained_processes,
+    own_cpu_seconds,
+    write_json,
+)
 from bench.streams_common import load_average, rtsp_server, workdir
 from pi_stream_agent.streams.keyframes import make_tap_dir, remove_tap_dir
 from pi_stream_agent.streams.model import PublishEnvironment, RtspSettings, SourceConfig, StreamConfig
@@ -44,7 +46,6 @@ from pi_stream_agent.streams.motion import MotionDetector, MotionSettings
 from pi_stream_agent.streams.motion_tap import MotionTap
 from pi_stream_agent.streams.pipelines import build_pipeline, motion_output
 
-STANDIN = REPO_ROOT / "tests/agent/bin/streams"
 NOISE = "noise=alls=12:allf=t"
 
 CASES: dict[str, tuple[StreamConfig, bool]] = {
@@ -75,12 +76,6 @@ CASES: dict[str, tuple[StreamConfig, bool]] = {
 }
 
 
-def cpu_s(pid: int) -> float:
-    text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    fields = text[text.rfind(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 async def run_once(config: StreamConfig, env: PublishEnvironment, seconds: float) -> dict[str, Any]:
     spec = build_pipeline(config, env)
     detector: MotionDetector | None = None
@@ -89,46 +84,27 @@ async def run_once(config: StreamConfig, env: PublishEnvironment, seconds: float
         detector = MotionDetector(spec.motion.width, spec.motion.height)
         tap = MotionTap(spec.motion.path, spec.motion.frame_bytes, detector.feed)
         await tap.open()
-    procs: list[subprocess.Popen[bytes]] = []
-    path_env = {**os.environ, "PATH": f"{STANDIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     try:
-        stdin: Any = subprocess.DEVNULL
-        for index, process in enumerate(spec.processes):
-            last = index == len(spec.processes) - 1
-            # Popen, not asyncio's: the pipeline's processes are chained by pipes like the agent's.
-            proc = subprocess.Popen(  # noqa: ASYNC220
-                list(process.argv),
-                stdin=stdin,
-                stdout=subprocess.DEVNULL if last else subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=path_env,
-                start_new_session=True,
-            )
-            if stdin not in (subprocess.DEVNULL, None):
-                stdin.close()
-            stdin = proc.stdout
-            procs.append(proc)
-        await asyncio.sleep(3.0)  # start-up (stand-in, probing) is not the steady cost
-        publisher = procs[-1]
-        if publisher.poll() is not None:
-            raise RuntimeError(f"{spec.processes[-1].name} exited with {publisher.returncode}")
-        frames_before = tap.frames if tap is not None else 0
-        before, agent_before, started = cpu_s(publisher.pid), time.process_time(), time.monotonic()
-        await asyncio.sleep(seconds)
-        used, wall = cpu_s(publisher.pid) - before, time.monotonic() - started
-        agent_used = time.process_time() - agent_before
-        frames = (tap.frames - frames_before) if tap is not None else 0
-        return {
-            "publisher_cpu_percent": round(used / wall * 100, 2),
-            "agent_cpu_percent": round(agent_used / wall * 100, 3) if tap is not None else 0.0,
-            "analysed_fps": round(frames / wall, 2),
-            "wall_s": round(wall, 2),
-        }
+        # Popen-based, not asyncio's: the pipeline's processes are chained by pipes like the agent's.
+        with chained_processes([process.argv for process in spec.processes]) as procs:
+            await asyncio.sleep(3.0)  # start-up (stand-in, probing) is not the steady cost
+            publisher = procs[-1]
+            if publisher.poll() is not None:
+                raise RuntimeError(f"{spec.processes[-1].name} exited with {publisher.returncode}")
+            frames_before = tap.frames if tap is not None else 0
+            before, agent_before = own_cpu_seconds(publisher.pid), time.process_time()
+            started = time.monotonic()
+            await asyncio.sleep(seconds)
+            used, wall = own_cpu_seconds(publisher.pid) - before, time.monotonic() - started
+            agent_used = time.process_time() - agent_before
+            frames = (tap.frames - frames_before) if tap is not None else 0
+            return {
+                "publisher_cpu_percent": round(used / wall * 100, 2),
+                "agent_cpu_percent": round(agent_used / wall * 100, 3) if tap is not None else 0.0,
+                "analysed_fps": round(frames / wall, 2),
+                "wall_s": round(wall, 2),
+            }
     finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
         if tap is not None:
             tap.close()
 

@@ -18,17 +18,19 @@ through); the card's MJPEG comes from a stand-in on a pipe (:func:`card_argvs`).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import CLOCK_TICKS, REPO_ROOT, add_json_argument, memory, write_json
+from bench.common import (
+    add_json_argument,
+    chained_processes,
+    memory,
+    own_cpu_seconds,
+    write_json,
+)
 from bench.streams_common import load_average, rtsp_server, workdir
 from pi_stream_agent.streams.model import (
     PublishEnvironment,
@@ -39,7 +41,6 @@ from pi_stream_agent.streams.model import (
 )
 from pi_stream_agent.streams.pipelines import build_pipeline
 
-STANDIN = REPO_ROOT / "tests/agent/bin/streams"
 SIZES = ((640, 480), (1280, 720), (1920, 1080))
 FPS = 30.0
 # (case, hardware encoder, bitrates in Mbit/s, substream)
@@ -66,37 +67,18 @@ def card_argvs(argv: list[str], width: int, height: int) -> tuple[list[str], lis
     return card, publisher
 
 
-def cpu_s(pid: int) -> float:
-    text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    fields = text[text.rfind(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 def run_once(config: StreamConfig, env: PublishEnvironment, seconds: float) -> dict[str, Any]:
     spec = build_pipeline(config, env)
     argvs = [(process.name, list(process.argv)) for process in spec.processes]
     if config.source.kind == "v4l2":
         card, publisher = card_argvs(argvs[-1][1], config.width, config.height)
         argvs = [("card stand-in", card), ("ffmpeg", publisher)]
-    procs: list[subprocess.Popen[bytes]] = []
-    path_env = {**os.environ, "PATH": f"{STANDIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    try:
-        stdin: Any = subprocess.DEVNULL
-        for index, (_, process_argv) in enumerate(argvs):
-            last = index == len(argvs) - 1
-            proc = subprocess.Popen(
-                process_argv, stdin=stdin, stdout=subprocess.DEVNULL if last else subprocess.PIPE,
-                stderr=subprocess.DEVNULL, env=path_env, start_new_session=True,
-            )  # fmt: skip
-            if stdin not in (subprocess.DEVNULL, None):
-                stdin.close()
-            stdin = proc.stdout
-            procs.append(proc)
+    with chained_processes([argv for _, argv in argvs]) as procs:
         time.sleep(3.0)  # start-up (probing) is not the steady cost
         for proc, (name, _) in zip(procs, argvs, strict=True):
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}")
-        before, started = [cpu_s(p.pid) for p in procs], time.monotonic()
+        before, started = [own_cpu_seconds(p.pid) for p in procs], time.monotonic()
         time.sleep(seconds)
         wall = time.monotonic() - started
         result: dict[str, Any] = {}
@@ -104,16 +86,11 @@ def run_once(config: StreamConfig, env: PublishEnvironment, seconds: float) -> d
             # The stand-in rpicam-vid becomes its ffmpeg (os.execvp): the same pid is the whole camera.
             mem = memory(proc.pid).to_json()
             result["camera" if name != "ffmpeg" else "ffmpeg"] = {
-                "cpu_percent": round((cpu_s(proc.pid) - cpu0) / wall * 100, 2),
+                "cpu_percent": round((own_cpu_seconds(proc.pid) - cpu0) / wall * 100, 2),
                 "rss_kib": mem["rss"],
                 "pss_kib": mem["pss"],
             }
         return result
-    finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:

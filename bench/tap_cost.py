@@ -16,10 +16,6 @@ times each for ``--seconds``, into the patched rtsp-server-perl over UDP. The CP
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +23,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import CLOCK_TICKS, REPO_ROOT, add_json_argument, write_json
+from bench.common import (
+    add_json_argument,
+    chained_processes,
+    own_cpu_seconds,
+    write_json,
+)
 from bench.streams_common import load_average, rtsp_server, workdir
 from pi_stream_agent.streams.keyframes import make_tap_dir, remove_tap_dir
 from pi_stream_agent.streams.model import (
@@ -37,8 +38,6 @@ from pi_stream_agent.streams.model import (
     StreamConfig,
 )
 from pi_stream_agent.streams.pipelines import build_pipeline
-
-STANDIN = REPO_ROOT / "tests/agent/bin/streams"
 
 CASES: dict[str, tuple[StreamConfig, bool]] = {
     "csi_relay_1080p30": (
@@ -68,45 +67,17 @@ CASES: dict[str, tuple[StreamConfig, bool]] = {
 }
 
 
-def cpu_s(pid: int) -> float:
-    text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    fields = text[text.rfind(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 def run_once(config: StreamConfig, hardware: bool, env: PublishEnvironment, seconds: float) -> dict[str, Any]:
     spec = build_pipeline(config, env)
-    procs: list[subprocess.Popen[bytes]] = []
-    path_env = {**os.environ, "PATH": f"{STANDIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    try:
-        stdin: Any = subprocess.DEVNULL
-        for index, process in enumerate(spec.processes):
-            last = index == len(spec.processes) - 1
-            proc = subprocess.Popen(
-                list(process.argv),
-                stdin=stdin,
-                stdout=subprocess.DEVNULL if last else subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=path_env,
-                start_new_session=True,
-            )
-            if stdin not in (subprocess.DEVNULL, None):
-                stdin.close()
-            stdin = proc.stdout
-            procs.append(proc)
+    with chained_processes([process.argv for process in spec.processes]) as procs:
         time.sleep(3.0)  # start-up (stand-in, probing) is not the steady cost
         relay = procs[-1]
         if relay.poll() is not None:
             raise RuntimeError(f"{spec.processes[-1].name} exited with {relay.returncode}")
-        before, started = cpu_s(relay.pid), time.monotonic()
+        before, started = own_cpu_seconds(relay.pid), time.monotonic()
         time.sleep(seconds)
-        used, wall = cpu_s(relay.pid) - before, time.monotonic() - started
+        used, wall = own_cpu_seconds(relay.pid) - before, time.monotonic() - started
         return {"cpu_percent": round(used / wall * 100, 2), "cpu_s": round(used, 2), "wall_s": round(wall, 2)}
-    finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
